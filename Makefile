@@ -1,0 +1,31 @@
+# Every target does its own setup: a fresh machine needs only Python 3.11 and pip.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint serve bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# chalice needs pip<26.3
+	$(BIN)/python -m pip install -q "pip<26.3"
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/spotify-etl demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+serve: $(STAMP)
+	$(BIN)/chalice local --stage local --no-autoreload
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.transform_bench
+
+clean:
+	rm -rf $(VENV) lake

@@ -1,0 +1,67 @@
+"""spotify-etl: the Chalice app. A table of contents — every handler is one call into chalicelib."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice, Cron, Rate
+
+from chalicelib import services as services_module
+from chalicelib.config import load_config
+from chalicelib.extract import runner
+from chalicelib.local_events import LocalS3Events
+from chalicelib.transform import handler as transform
+
+app = Chalice(app_name="spotify-etl")
+
+CONFIG = load_config()
+# The bucket the transform listens to. A local lake has none; its writes are dispatched to the
+# same handler by LocalS3Events, which reads the prefix/suffix declared below.
+LAKE_BUCKET = CONFIG.lake_uri[len("s3://") :].split("/")[0] if CONFIG.is_s3_lake else "local-lake"
+local_events = LocalS3Events(app, LAKE_BUCKET)
+
+
+def services() -> services_module.Services:
+    return services_module.current(on_local_put=local_events)
+
+
+# --- extraction ---------------------------------------------------------------------------
+
+
+@app.schedule(Rate(30, unit=Rate.MINUTES), name="poll_history")
+def poll_history(event: Any) -> dict[str, Any]:
+    """Every 30 minutes: the newest 50 plays of every connected user."""
+    return runner.run_scheduled(services(), runner.HISTORY_DATASETS, event.context)
+
+
+@app.schedule(Cron(0, 6, "*", "*", "?", "*"), name="daily_snapshot")
+def daily_snapshot(event: Any) -> dict[str, Any]:
+    """Daily at 06:00 UTC: playlists, top items, saved tracks and genre enrichment."""
+    return runner.run_scheduled(services(), runner.DAILY_DATASETS, event.context)
+
+
+@app.lambda_function(name="extract")
+def extract(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Asynchronous target of `POST /runs`: runs the extraction the request asked for."""
+    return runner.run_requested(services(), event, context)
+
+
+# --- transform ----------------------------------------------------------------------------
+
+
+@app.on_s3_event(
+    bucket=LAKE_BUCKET,
+    events=["s3:ObjectCreated:*"],
+    prefix="raw/",
+    suffix=".json.gz",
+    name="transform",
+)
+def transform_raw(event: Any) -> dict[str, Any]:
+    """Each raw object becomes rows in the curated tables (or a quarantine report)."""
+    return transform.transform_object(services(), event.key)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="reconcile")
+def reconcile(event: Any) -> dict[str, Any]:
+    """S3 drops an event after two retries: re-drive every raw object without a marker."""
+    return transform.reconcile(services())

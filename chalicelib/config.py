@@ -1,0 +1,83 @@
+"""Configuration: read once from the environment, then passed around as a `Config`.
+
+This is the only module that looks at `os.environ`. Everything else receives a `Config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_API_URL = "https://api.spotify.com/v1/"
+DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com/"
+DEFAULT_LOCAL_LAKE = "./lake"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the app needs to know about where it runs (contract §2)."""
+
+    stage: str = "local"
+    lake_uri: str = DEFAULT_LOCAL_LAKE
+    query_engine: str = "duckdb"
+    spotify_client_id: str | None = None
+    spotify_client_secret: str | None = None
+    spotify_redirect_uri: str | None = None
+    spotify_refresh_token: str | None = None
+    spotify_api_url: str = DEFAULT_API_URL
+    spotify_accounts_url: str = DEFAULT_ACCOUNTS_URL
+    glue_database: str = "spotify_etl"
+    athena_workgroup: str = "spotify-etl"
+    # SSM Parameter Store path that holds the Spotify app secrets and users' refresh tokens
+    # when deployed; None means the local, file-backed secret store next to the lake.
+    secrets_path: str | None = None
+    # Name of the deployed extraction function, for the asynchronous `POST /runs`.
+    extract_function: str | None = None
+    aws_region: str | None = None
+
+    @property
+    def is_s3_lake(self) -> bool:
+        return self.lake_uri.startswith("s3://")
+
+    @property
+    def has_spotify_app(self) -> bool:
+        """True when a real (or user-supplied) Spotify app is configured."""
+        return bool(self.spotify_client_id and self.spotify_client_secret)
+
+    @property
+    def uses_sample(self) -> bool:
+        """No Spotify credentials at all: local runs use the bundled offline sample."""
+        return not self.has_spotify_app and not self.is_s3_lake
+
+    def replace(self, **changes: object) -> Config:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Build the `Config` from environment variables (contract §2)."""
+    env = os.environ if environ is None else environ
+    stage = env.get("STAGE", "local")
+    lake_uri = env.get("LAKE_URI") or DEFAULT_LOCAL_LAKE
+    default_engine = "athena" if lake_uri.startswith("s3://") else "duckdb"
+    return Config(
+        stage=stage,
+        lake_uri=lake_uri,
+        query_engine=env.get("QUERY_ENGINE") or default_engine,
+        spotify_client_id=env.get("SPOTIPY_CLIENT_ID") or None,
+        spotify_client_secret=env.get("SPOTIPY_CLIENT_SECRET") or None,
+        spotify_redirect_uri=env.get("SPOTIPY_REDIRECT_URI") or None,
+        spotify_refresh_token=env.get("SPOTIFY_REFRESH_TOKEN") or None,
+        spotify_api_url=_with_slash(env.get("SPOTIFY_API_URL") or DEFAULT_API_URL),
+        spotify_accounts_url=_with_slash(env.get("SPOTIFY_ACCOUNTS_URL") or DEFAULT_ACCOUNTS_URL),
+        glue_database=env.get("GLUE_DATABASE") or "spotify_etl",
+        athena_workgroup=env.get("ATHENA_WORKGROUP") or "spotify-etl",
+        secrets_path=env.get("SECRETS_PATH") or None,
+        extract_function=env.get("EXTRACT_FUNCTION") or None,
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+    )
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,69 @@
+"""The backends a handler needs, built lazily and once from a `Config`.
+
+`app.py` and the CLI ask `current()` for them; tests install their own with `use()`. Classes
+elsewhere receive what they need from here instead of creating clients themselves.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.config import Config, load_config
+from chalicelib.storage import PutListener, Storage, open_storage
+
+
+class Services:
+    """Lazily built backends for one configuration."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_put: PutListener | None = None,
+        boto_client: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.config = config
+        # Local lake only: called after each write, to dispatch S3-style events.
+        self.on_put = on_put
+        self._boto_client = boto_client
+
+    def client(self, service: str) -> Any:
+        """A boto3 client, created once per service."""
+        return self._clients(service)
+
+    @functools.cache  # noqa: B019 - one Services per process; caching per instance is the point
+    def _clients(self, service: str) -> Any:
+        if self._boto_client is not None:
+            return self._boto_client(service)
+        import boto3
+
+        return boto3.client(service, region_name=self.config.aws_region)
+
+    @functools.cached_property
+    def storage(self) -> Storage:
+        return open_storage(
+            self.config.lake_uri, lambda: self.client("s3"), on_put=self.on_put
+        )
+
+
+_current: Services | None = None
+
+
+def current(on_local_put: PutListener | None = None) -> Services:
+    """The process-wide services, built from the environment on first use.
+
+    `on_local_put` is the app's dispatcher of S3-style events, used when the lake is local.
+    """
+    global _current
+    if _current is None:
+        config = load_config()
+        _current = Services(config, on_put=None if config.is_s3_lake else on_local_put)
+    return _current
+
+
+def use(services: Services | None) -> None:
+    """Install `services` as the process-wide ones (the CLI and tests); None forgets them."""
+    global _current
+    _current = services

@@ -1,0 +1,1 @@
+"""Transform: raw envelopes into the curated tables of contract §4."""
