@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Cron, Rate
+from chalice import Chalice, Cron, IAMAuthorizer, Rate, Response
 
+from chalicelib import api
 from chalicelib import services as services_module
 from chalicelib.config import load_config
 from chalicelib.extract import runner
@@ -65,3 +66,53 @@ def transform_raw(event: Any) -> dict[str, Any]:
 def reconcile(event: Any) -> dict[str, Any]:
     """S3 drops an event after two retries: re-drive every raw object without a marker."""
     return transform.reconcile(services())
+
+
+# --- REST API -----------------------------------------------------------------------------
+
+# Deployed stages require IAM (SigV4) on every route but the browser-facing OAuth pair.
+AUTHORIZER = None if CONFIG.stage == "local" else IAMAuthorizer()
+
+
+def _query_params() -> dict[str, str]:
+    return dict(app.current_request.query_params or {})
+
+
+@app.route("/runs", methods=["POST"], authorizer=AUTHORIZER)
+def start_run() -> Response:
+    return api.start_run(services(), app.current_request.json_body)
+
+
+@app.route("/runs", methods=["GET"], authorizer=AUTHORIZER)
+def list_runs() -> dict[str, Any]:
+    return api.list_runs(services(), _query_params())
+
+
+@app.route("/runs/{run_id}", methods=["GET"], authorizer=AUTHORIZER)
+def get_run(run_id: str) -> dict[str, Any]:
+    return api.get_run(services(), run_id)
+
+
+@app.route("/users", methods=["GET"], authorizer=AUTHORIZER)
+def list_users() -> dict[str, Any]:
+    return api.list_users(services())
+
+
+@app.route("/users/{user_id}", methods=["DELETE"], authorizer=AUTHORIZER)
+def delete_user(user_id: str) -> dict[str, Any]:
+    return api.delete_user(services(), user_id)
+
+
+@app.route("/queries", methods=["GET"], authorizer=AUTHORIZER)
+def list_queries() -> dict[str, Any]:
+    return api.list_queries()
+
+
+@app.route("/queries/{name}", methods=["GET"], authorizer=AUTHORIZER)
+def run_query(name: str) -> Response:
+    return api.run_query(services(), name, _query_params())
+
+
+@app.route("/queries/executions/{execution_id}", methods=["GET"], authorizer=AUTHORIZER)
+def get_execution(execution_id: str) -> Response:
+    return api.get_execution(services(), execution_id)

@@ -36,6 +36,8 @@ class Config:
     # Name of the deployed extraction function, for the asynchronous `POST /runs`.
     extract_function: str | None = None
     aws_region: str | None = None
+    # True when the Spotify settings point at the bundled offline sample (chalicelib/sample.py).
+    sample: bool = False
 
     @property
     def is_s3_lake(self) -> bool:

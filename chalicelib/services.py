@@ -43,9 +43,7 @@ class Services:
 
     @functools.cached_property
     def storage(self) -> Storage:
-        return open_storage(
-            self.config.lake_uri, lambda: self.client("s3"), on_put=self.on_put
-        )
+        return open_storage(self.config.lake_uri, lambda: self.client("s3"), on_put=self.on_put)
 
 
 _current: Services | None = None

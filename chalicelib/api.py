@@ -1,0 +1,190 @@
+"""The REST API's logic (contract §5). `app.py` routes call these; each validates its input and
+answers with a plain dict or a Chalice `Response`. Bad input raises Chalice's 4xx errors, whose
+JSON body (`{"Code", "Message"}`) says what was wrong; nothing unvalidated reaches SQL or Spotify.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any
+
+from chalice import BadRequestError, NotFoundError, Response
+
+from chalicelib.layout import DATASETS, new_run_id, utc
+from chalicelib.services import Services
+
+_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
+_USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_EXECUTION_ID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
+_RUN_BODY_KEYS = {"datasets", "users", "run_id"}
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def start_run(services: Services, body: Any) -> Response:
+    """`POST /runs`: accept at once (202); the extraction proceeds asynchronously."""
+    from datetime import UTC, datetime
+
+    from chalicelib import runs
+
+    request = _run_request(body)
+
+    run_at = datetime.now(UTC)
+    run_id = request.get("run_id") or new_run_id(run_at)
+    created = runs.create_run(
+        services.storage,
+        run_id=run_id,
+        run_at=utc(run_at),
+        datasets=request.get("datasets") or list(DATASETS),
+        users=request.get("users"),
+    )
+    if created:
+        _dispatch_run(services, {"run_id": run_id, **request})
+    record = runs.describe_run(services.storage, run_id)
+    status = record["status"] if record else "running"
+    return Response(body={"run_id": run_id, "status": status}, status_code=202)
+
+
+def get_run(services: Services, run_id: str) -> dict[str, Any]:
+    if not _RUN_ID.match(run_id):
+        raise BadRequestError(f"not a run id: {run_id!r}")
+    from chalicelib import runs
+
+    record = runs.describe_run(services.storage, run_id)
+    if record is None:
+        raise NotFoundError(f"no run {run_id}")
+    return record
+
+
+def list_runs(services: Services, params: dict[str, str] | None) -> dict[str, Any]:
+    from chalicelib import runs
+
+    limit = _int_param(params or {}, "limit", default=20, low=1, high=200)
+    return {"runs": runs.list_runs(services.storage, limit=limit)}
+
+
+def _run_request(body: Any) -> dict[str, Any]:
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    unknown = set(body) - _RUN_BODY_KEYS
+    if unknown:
+        raise BadRequestError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    request: dict[str, Any] = {}
+    if "datasets" in body:
+        datasets = body["datasets"]
+        if not isinstance(datasets, list) or not datasets:
+            raise BadRequestError("datasets must be a non-empty list")
+        bad = [d for d in datasets if d not in DATASETS]
+        if bad:
+            raise BadRequestError(f"unknown dataset(s) {bad}; known: {', '.join(DATASETS)}")
+        request["datasets"] = list(dict.fromkeys(datasets))
+    if "users" in body:
+        users = body["users"]
+        if not isinstance(users, list) or not users:
+            raise BadRequestError("users must be a non-empty list of user ids")
+        for user in users:
+            _check_user_id(user)
+        request["users"] = list(dict.fromkeys(users))
+    if "run_id" in body:
+        if not isinstance(body["run_id"], str) or not _RUN_ID.match(body["run_id"]):
+            raise BadRequestError("run_id must look like 20261124T063000Z-1a2b3c")
+        request["run_id"] = body["run_id"]
+    return request
+
+
+def _dispatch_run(services: Services, payload: dict[str, Any]) -> None:
+    """Deployed: invoke the extraction function asynchronously. Local: a background thread."""
+    config = services.config
+    if config.extract_function:
+        services.client("lambda").invoke(
+            FunctionName=config.extract_function,
+            InvocationType="Event",
+            Payload=json.dumps(payload).encode(),
+        )
+        return
+    from chalicelib.extract import runner
+
+    thread = threading.Thread(
+        target=runner.run_requested, args=(services, payload, None), daemon=True
+    )
+    thread.start()
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+def list_users(services: Services) -> dict[str, Any]:
+    from chalicelib import users
+
+    return {"users": users.list_users(services)}
+
+
+def delete_user(services: Services, user_id: str) -> dict[str, Any]:
+    from chalicelib import users
+
+    _check_user_id(user_id)
+    if not users.disconnect(services, user_id):
+        raise NotFoundError(f"no connected user {user_id}")
+    return {"user_id": user_id, "status": "disconnected"}
+
+
+def _check_user_id(user_id: Any) -> None:
+    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+        raise BadRequestError(f"not a Spotify user id: {user_id!r}")
+
+
+# --- queries ------------------------------------------------------------------------------
+
+
+def list_queries() -> dict[str, Any]:
+    from chalicelib import queries
+
+    return {"queries": queries.list_queries()}
+
+
+def run_query(services: Services, name: str, params: dict[str, str] | None) -> Response:
+    from chalicelib import queries
+
+    try:
+        answer = queries.open_engine(services).run(name, dict(params or {}))
+    except queries.UnknownQuery as error:
+        raise NotFoundError(str(error)) from error
+    except queries.QueryParameterError as error:
+        raise BadRequestError(str(error)) from error
+    return _query_response(answer)
+
+
+def get_execution(services: Services, execution_id: str) -> Response:
+    from chalicelib import queries
+
+    if not _EXECUTION_ID.match(execution_id):
+        raise BadRequestError(f"not an execution id: {execution_id!r}")
+    try:
+        answer = queries.open_engine(services).get_execution(execution_id)
+    except queries.UnknownExecution as error:
+        raise NotFoundError(str(error)) from error
+    return _query_response(answer)
+
+
+def _query_response(answer: dict[str, Any]) -> Response:
+    return Response(body=answer, status_code=200 if "rows" in answer else 202)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _int_param(params: dict[str, str], name: str, *, default: int, low: int, high: int) -> int:
+    unknown = set(params) - {name}
+    if unknown:
+        raise BadRequestError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    text = params.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequestError(f"{name} must be an integer from {low} to {high}")
+    return int(text)

@@ -1,0 +1,312 @@
+"""`spotify-etl`: the command line (contract §7). Each command is a thin shell over chalicelib."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import services as services_module
+from chalicelib.config import Config, load_config
+from chalicelib.layout import DATASETS, parse_iso
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage: exit 2 with the message."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UsageError as error:
+        print(f"spotify-etl: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spotify-etl",
+        description="A Spotify data lake: extract, transform and query, locally or on AWS.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole pipeline on the bundled sample, a few simulated days, then answers",
+        description="Run extraction and transform on the bundled offline sample for a few "
+        "simulated days into a local lake, then print answers from every named query family.",
+    )
+    demo.add_argument("--lake", default="./demo-lake", help="demo lake directory (recreated)")
+    demo.add_argument("--days", type=int, default=3, help="simulated days (default 3)")
+    demo.set_defaults(handler=cmd_demo)
+
+    run = commands.add_parser(
+        "run",
+        help="one extraction run (and, locally, its transforms)",
+        description="Run one extraction. Exit 0 when it succeeded or was partial, 1 when it "
+        "failed, 2 on bad usage.",
+    )
+    run.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=DATASETS,
+        metavar="DATASET",
+        help=f"datasets to extract (default all): {', '.join(DATASETS)}",
+    )
+    run.add_argument("--users", nargs="+", metavar="USER_ID", help="users (default all connected)")
+    run.add_argument(
+        "--at",
+        type=_timestamp,
+        metavar="TIMESTAMP",
+        help="the moment the run takes as now (ISO 8601; default the real clock)",
+    )
+    run.set_defaults(handler=cmd_run)
+
+    query = commands.add_parser(
+        "query",
+        help="run a named query",
+        description="Run a named query (see `spotify-etl query --list`).",
+    )
+    query.add_argument("name", nargs="?", help="query name")
+    query.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a parameter, repeatable (e.g. --param start=2026-11-01)",
+    )
+    query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--list", action="store_true", help="list the named queries")
+    query.set_defaults(handler=cmd_query)
+
+    reprocess = commands.add_parser(
+        "reprocess",
+        help="rebuild curated/ from raw/",
+        description="Delete curated/ and transform every raw object again.",
+    )
+    reprocess.set_defaults(handler=cmd_reprocess)
+
+    connect = commands.add_parser(
+        "connect",
+        help="connect a Spotify account (OAuth through a loopback callback)",
+        description="Open Spotify's authorize page and store the refresh token for this user.",
+    )
+    connect.add_argument("--port", type=int, default=8765, help="loopback callback port")
+    connect.set_defaults(handler=cmd_connect)
+
+    bootstrap = commands.add_parser(
+        "bootstrap",
+        help="create the AWS resources `chalice deploy` does not (idempotent)",
+        description="Create, idempotently, the lake bucket, Glue database and tables, Athena "
+        "workgroup and secret entries for a stage.",
+    )
+    bootstrap.add_argument("--stage", required=True, choices=("dev", "prod"))
+    bootstrap.add_argument("--with-crawler", action="store_true", help="also a Glue crawler")
+    bootstrap.set_defaults(handler=cmd_bootstrap)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a real deployment end to end",
+        description="Check that secrets are readable, a query runs and the schedules exist.",
+    )
+    doctor.add_argument("--stage", required=True, choices=("dev", "prod"))
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from chalicelib.extract import runner
+
+    config = load_config()
+    with _local_services(config, at=args.at) as services:
+        record = runner.run_extraction(
+            services,
+            datasets=args.datasets,
+            users=args.users,
+            run_at=args.at,
+            progress=_progress,
+        )
+    print(format_run(record))
+    return EXIT_FAILED if record["status"] == "failed" else EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from chalicelib import queries
+
+    if args.list or not args.name:
+        for query in queries.list_queries():
+            params = ", ".join(
+                p["name"] + ("" if p["required"] else "?") for p in query["parameters"]
+            )
+            print(f"{query['name']:<20} {query['description']}  [{params}]")
+        return EXIT_OK
+    params = dict(_key_value(p) for p in args.param)
+    config = load_config()
+    services = services_module.Services(config)
+    try:
+        answer = queries.open_engine(services).run(args.name, params)
+    except queries.UnknownQuery as error:
+        raise UsageError(str(error)) from error
+    except queries.QueryParameterError as error:
+        raise UsageError(str(error)) from error
+    if "rows" not in answer:  # Athena is still running: say how to fetch it later
+        print(json.dumps(answer))
+        return EXIT_OK
+    print(render(answer["columns"], answer["rows"], args.format), end="")
+    return EXIT_OK
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    from chalicelib.transform import handler as transform
+
+    config = load_config()
+    with _local_services(config, dispatch=False) as services:
+        summary = transform.reprocess(services, progress=_progress)
+    print(json.dumps(summary, indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    from chalicelib import connect
+
+    config = load_config()
+    if not config.has_spotify_app:
+        raise UsageError("set SPOTIPY_CLIENT_ID, SPOTIPY_CLIENT_SECRET and SPOTIPY_REDIRECT_URI")
+    user_id = connect.run_local_connect(services_module.Services(config), port=args.port)
+    print(f"connected Spotify user {user_id}")
+    return EXIT_OK
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from chalicelib import bootstrap
+
+    config = load_config()
+    bootstrap.bootstrap_stage(config, stage=args.stage, with_crawler=args.with_crawler, out=print)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from chalicelib import doctor
+
+    ok = doctor.check_stage(load_config(), stage=args.stage, out=print)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from chalicelib import demo
+
+    if args.days < 1 or args.days > 7:
+        raise UsageError("--days must be between 1 and 7")
+    return demo.run_demo(lake=args.lake, days=args.days, out=print, progress=_progress)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class _local_services:
+    """Services for a CLI command: the sample stand-in when no credentials, local dispatch."""
+
+    def __init__(self, config: Config, *, at: datetime | None = None, dispatch: bool = True):
+        self.config = config
+        self.at = at
+        self.dispatch = dispatch
+        self.standin: Any = None
+
+    def __enter__(self) -> services_module.Services:
+        config = self.config
+        if config.uses_sample:
+            from chalicelib.sample import SAMPLE_NOTICE, start_sample
+
+            config, self.standin = start_sample(config)
+            if self.at is not None:
+                self.standin.set_now(self.at)
+            print(SAMPLE_NOTICE, file=sys.stderr)
+        on_put = None
+        if self.dispatch and not config.is_s3_lake:
+            import app  # the app's own S3 event declarations drive the local dispatch
+
+            on_put = app.local_events
+        services = services_module.Services(config, on_put=on_put)
+        services_module.use(services)
+        return services
+
+    def __exit__(self, *exc: object) -> None:
+        services_module.use(None)
+        if self.standin is not None:
+            self.standin.stop()
+
+
+def format_run(record: dict[str, Any]) -> str:
+    """A short human summary of a run record."""
+    sample = " (SAMPLE data)" if record.get("sample") else ""
+    lines = [f"run {record['run_id']}: {record['status']}{sample}"]
+    for user, datasets in sorted(record.get("results", {}).items()):
+        for dataset, result in sorted(datasets.items()):
+            counts = ", ".join(f"{k}={v}" for k, v in sorted(result.get("counts", {}).items()))
+            lines.append(f"  {user} {dataset}: {result.get('status')} {counts}".rstrip())
+            for error in result.get("errors", []):
+                lines.append(f"    error: {error.get('reason')}")
+            for warning in result.get("warnings", []):
+                lines.append(f"    warning: {json.dumps(warning, default=str)}")
+    return "\n".join(lines)
+
+
+def render(columns: list[str], rows: list[dict[str, Any]], fmt: str) -> str:
+    """Rows as an aligned table, a JSON list of objects, or CSV."""
+    if fmt == "json":
+        return json.dumps(rows, ensure_ascii=False, default=str) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    if not rows:
+        lines.append("(no rows)")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = parse_iso(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from error
+    return moment.astimezone(UTC)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--param takes K=V, got {text!r}")
+    return key, value
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
