@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +12,7 @@ from typing import Any
 from chalicelib import services as services_module
 from chalicelib.config import Config, load_config
 from chalicelib.layout import DATASETS, parse_iso
+from chalicelib.report import format_run, render
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -248,49 +247,6 @@ class _local_services:
         services_module.use(None)
         if self.standin is not None:
             self.standin.stop()
-
-
-def format_run(record: dict[str, Any]) -> str:
-    """A short human summary of a run record."""
-    sample = " (SAMPLE data)" if record.get("sample") else ""
-    lines = [f"run {record['run_id']}: {record['status']}{sample}"]
-    for user, datasets in sorted(record.get("results", {}).items()):
-        for dataset, result in sorted(datasets.items()):
-            counts = ", ".join(f"{k}={v}" for k, v in sorted(result.get("counts", {}).items()))
-            lines.append(f"  {user} {dataset}: {result.get('status')} {counts}".rstrip())
-            for error in result.get("errors", []):
-                lines.append(f"    error: {error.get('reason')}")
-            for warning in result.get("warnings", []):
-                lines.append(f"    warning: {json.dumps(warning, default=str)}")
-    return "\n".join(lines)
-
-
-def render(columns: list[str], rows: list[dict[str, Any]], fmt: str) -> str:
-    """Rows as an aligned table, a JSON list of objects, or CSV."""
-    if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False, default=str) + "\n"
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return buffer.getvalue()
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    if not rows:
-        lines.append("(no rows)")
-    return "\n".join(line.rstrip() for line in lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
 
 
 def _timestamp(text: str) -> datetime:

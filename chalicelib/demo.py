@@ -1,0 +1,135 @@
+"""`spotify-etl demo`: the whole pipeline on the bundled sample, then a few answers.
+
+A few simulated days: the history poll every three hours and the daily snapshot at 06:00 UTC,
+exactly as the schedules would run them, each with `run_at` set to the simulated moment. Every
+raw object is transformed as it lands (the local lake dispatches the app's own S3 event), and the
+answers come from the named queries over the resulting lake.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from chalicelib import services as services_module
+from chalicelib.config import load_config
+
+# A fixed timeline makes the demo's answers the same on every machine.
+DEMO_START = datetime(2026, 11, 16, tzinfo=UTC)
+POLL_HOURS = (0, 3, 6, 9, 12, 15, 18, 21)
+SNAPSHOT_HOUR = 6
+LAKE_MARKER = ".spotify-etl-demo"
+
+Out = Callable[[str], None]
+
+
+def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
+    """Run the demo into `lake` (recreated) and print answers. Returns the exit code."""
+    import app
+    from chalicelib.extract import runner
+    from chalicelib.sample import SAMPLE_NOTICE, start_sample
+
+    lake_dir = _fresh_lake(Path(lake))
+    base = load_config().replace(
+        lake_uri=str(lake_dir),
+        query_engine="duckdb",
+        stage="local",
+        spotify_client_id=None,
+        spotify_client_secret=None,
+        spotify_refresh_token=None,
+    )
+    config, standin = start_sample(base, start=DEMO_START)
+    services = services_module.Services(config, on_put=app.local_events)
+    services_module.use(services)
+    out(SAMPLE_NOTICE)
+    out(f"Lake: {lake_dir}")
+    try:
+        statuses: dict[str, int] = {}
+        for day in range(days):
+            for hour in POLL_HOURS:
+                at = DEMO_START + timedelta(days=day, hours=hour)
+                standin.set_now(at)
+                datasets = list(runner.HISTORY_DATASETS)
+                if hour == SNAPSHOT_HOUR:
+                    datasets += list(runner.DAILY_DATASETS)
+                record = runner.run_extraction(services, datasets=datasets, run_at=at)
+                statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+                progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(datasets):<45} {record['status']}")
+        out(f"Runs: {statuses}")
+        _print_answers(services, days, out)
+    finally:
+        services_module.use(None)
+        standin.stop()
+    return 0 if "failed" not in statuses else 1
+
+
+def _print_answers(services: services_module.Services, days: int, out: Out) -> None:
+    from chalicelib import queries
+    from chalicelib.report import render
+
+    engine = queries.open_engine(services)
+    first = (DEMO_START - timedelta(days=2)).date().isoformat()
+    last = (DEMO_START + timedelta(days=days - 1)).date().isoformat()
+    snapshot_day = (DEMO_START + timedelta(days=days - 1)).date().isoformat()
+    user = _demo_user(services)
+    asks: list[tuple[str, dict[str, str]]] = [
+        ("daily_listening", {"start": first, "end": last}),
+        ("top_artists", {"start": first, "end": last, "limit": "5"}),
+        ("top_tracks", {"start": first, "end": last, "limit": "5"}),
+        ("genres", {"start": first, "end": last, "limit": "5"}),
+        ("listening_clock", {"start": first, "end": last, "tz": "Europe/Berlin"}),
+        ("top_items_movement", {
+            "item_type": "artist", "time_range": "short_term", "date": snapshot_day, "user": user,
+        }),
+    ]  # fmt: skip
+    changed = _changed_playlist(services)
+    if changed is not None:
+        playlist, day = changed
+        asks.append(("playlist_changes", {"playlist": playlist, "date": day, "user": user}))
+    for name, params in asks:
+        answer: dict[str, Any] = engine.run(name, params)
+        shown = " ".join(f"{k}={v}" for k, v in params.items())
+        out(f"\n== {name} ({shown}) — sample data")
+        out(render(answer["columns"], answer["rows"], "table").rstrip())
+
+
+def _demo_user(services: services_module.Services) -> str:
+    from chalicelib import users
+
+    return str(users.list_users(services)[0]["user_id"])
+
+
+def _changed_playlist(services: services_module.Services) -> tuple[str, str] | None:
+    """A playlist whose snapshot changed during the demo, and the day it changed."""
+    import duckdb
+
+    files = Path(services.config.lake_uri) / "curated" / "playlists" / "*" / "*.parquet"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone='UTC'")
+        row = con.execute(
+            f"""
+            SELECT playlist_id, CAST(max(snapshot_date) AS VARCHAR)
+            FROM read_parquet('{files}', hive_partitioning = true)
+            WHERE items_readable
+            GROUP BY playlist_id
+            HAVING count(DISTINCT snapshot_id) > 1
+            ORDER BY playlist_id
+            LIMIT 1
+            """
+        ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _fresh_lake(lake_dir: Path) -> Path:
+    """Recreate the demo's own lake; refuse to wipe a directory the demo did not make."""
+    lake_dir = lake_dir.resolve()
+    if lake_dir.exists() and any(lake_dir.iterdir()):
+        if not (lake_dir / LAKE_MARKER).exists():
+            raise SystemExit(f"{lake_dir} exists and is not a demo lake; pick another --lake")
+        shutil.rmtree(lake_dir)
+    lake_dir.mkdir(parents=True, exist_ok=True)
+    (lake_dir / LAKE_MARKER).write_text("created by `spotify-etl demo`; safe to delete\n")
+    return lake_dir
