@@ -57,6 +57,10 @@ def current(on_local_put: PutListener | None = None) -> Services:
     global _current
     if _current is None:
         config = load_config()
+        if config.uses_sample:  # `chalice local` with no credentials: serve the bundled sample
+            from chalicelib.sample import start_sample
+
+            config, _standin = start_sample(config)
         _current = Services(config, on_put=None if config.is_s3_lake else on_local_put)
     return _current
 
