@@ -25,6 +25,8 @@ def start_sample(config: Config, start: datetime | None = None) -> tuple[Config,
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         start = today - timedelta(days=1)
     standin = StandIn(demo_world(start=start)).start()
+    # The stand-in's clock starts at the world's start; a live sample run happens now.
+    standin.set_now(datetime.now(UTC))
     user_id = next(iter(standin.world.users))
     sample_config = config.replace(
         spotify_api_url=standin.api_url,

@@ -1,0 +1,267 @@
+"""`StandIn`: the loopback HTTP server that plays Spotify (accounts service and Web API).
+
+One `ThreadingHTTPServer` on 127.0.0.1 and an ephemeral port serves both: `/authorize` and
+`/api/token` at the root (the accounts URL), the Web API under `/v1/`. A single lock guards the
+world, the tokens, the clock and the log, so tests may mutate the world between calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from chalicelib.standin import webapi
+from chalicelib.standin.accounts import Accounts
+from chalicelib.standin.http import Answer, Call, Request, api_error, oauth_error
+from chalicelib.standin.world import World
+
+DEFAULT_CLIENT_ID = "standin-client-id"
+DEFAULT_CLIENT_SECRET = "standin-client-secret"  # the fake's own, not a real secret
+_INJECTED_MESSAGES = {429: "API rate limit exceeded", 503: "Service unavailable"}
+
+
+@dataclass
+class _Injection:
+    pattern: re.Pattern[str]
+    status: int
+    times: int
+    headers: dict[str, str]
+    body: Any
+
+
+class StandIn:
+    """A fake Spotify on loopback. Use as a context manager, or `start()` / `stop()`."""
+
+    def __init__(
+        self,
+        world: World,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        token_lifetime: timedelta = timedelta(hours=1),
+        redirect_uris: tuple[str, ...] = (),
+    ) -> None:
+        self.world = world
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.authorize_as: str | None = None  # None: the world's first user
+        self._accounts = Accounts(client_id, client_secret, token_lifetime, redirect_uris)
+        self._now = world.start
+        self._lock = threading.RLock()
+        self._log: list[Request] = []
+        self._injections: list[_Injection] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> StandIn:
+        """Serve on 127.0.0.1 from a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        # A short poll interval makes stop() quick (serve_forever checks for shutdown per poll).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="spotify-standin",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> StandIn:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # --- addresses and credentials --------------------------------------------------------
+
+    @property
+    def accounts_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running: call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    @property
+    def api_url(self) -> str:
+        return self.accounts_url + "v1/"
+
+    def redirect_uri_allowed(self, uri: str) -> bool:
+        return self._accounts.redirect_uri_allowed(uri)
+
+    def refresh_token(self, user_id: str) -> str:
+        """A valid refresh token for `user_id`, issued now (as after a completed connect)."""
+        with self._lock:
+            if user_id not in self.world.users:
+                raise KeyError(f"no user {user_id!r} in the world")
+            return self._accounts.refresh_token(user_id)
+
+    @property
+    def rotate_refresh_tokens(self) -> bool:
+        return self._accounts.rotate_refresh_tokens
+
+    @rotate_refresh_tokens.setter
+    def rotate_refresh_tokens(self, value: bool) -> None:
+        with self._lock:
+            self._accounts.rotate_refresh_tokens = value
+
+    @property
+    def world_lock(self) -> threading.RLock:
+        """Hold it to make several changes to `world` at once, unseen by concurrent requests."""
+        return self._lock
+
+    # --- clock ----------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    def set_now(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("the stand-in's clock needs a time-zone-aware datetime")
+        with self._lock:
+            self._now = moment
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._now += delta
+
+    # --- log and fault injection ----------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def inject(
+        self,
+        path_regex: str,
+        status: int,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> None:
+        """The next `times` requests whose path matches `path_regex` get this answer instead."""
+        with self._lock:
+            self._injections.append(
+                _Injection(re.compile(path_regex), status, times, dict(headers or {}), body)
+            )
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def answer(self, call: Call) -> Answer:
+        """Answer one call and log it (the HTTP handler's only entry point)."""
+        with self._lock:
+            try:
+                answer = self._injected(call) or self._dispatch(call)
+            except Exception as error:  # a world the test left inconsistent: say so, as a 500
+                answer = api_error(500, f"stand-in failed: {type(error).__name__}: {error}")
+            self._log.append(
+                Request(
+                    call.method,
+                    call.path,
+                    dict(call.query),
+                    answer.status,
+                    answer.user_id,
+                    answer.grant_type,
+                )
+            )
+            return answer
+
+    def _injected(self, call: Call) -> Answer | None:
+        for injection in self._injections:
+            if injection.times > 0 and injection.pattern.search(call.path):
+                injection.times -= 1
+                if injection.body is not None:
+                    return Answer(injection.status, injection.body, dict(injection.headers))
+                message = _INJECTED_MESSAGES.get(injection.status, "Injected failure")
+                return api_error(injection.status, message, dict(injection.headers))
+        return None
+
+    def _dispatch(self, call: Call) -> Answer:
+        if call.path == "/authorize" and call.method == "GET":
+            user_id = self.authorize_as or next(iter(self.world.users))
+            return self._accounts.authorize(call, user_id, self._now)
+        if call.path == "/api/token":
+            if call.method != "POST":
+                return oauth_error(405, "invalid_request", "POST only")
+            return self._accounts.token(call, self._now)
+        if call.path.startswith("/v1/"):
+            token = self._accounts.bearer(call, self._now)
+            if isinstance(token, Answer):
+                return token
+            answer = webapi.handle(call, token, self._now, self.world, self.api_url)
+            answer.user_id = token.user_id
+            return answer
+        return api_error(404, "Service not found")
+
+
+def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "spotify-standin"
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
+
+        def do_PUT(self) -> None:
+            self._serve()
+
+        def do_DELETE(self) -> None:
+            self._serve()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silent: the request log is `StandIn.requests`."""
+
+        def _serve(self) -> None:
+            answer = standin.answer(self._call())
+            payload = b"" if answer.body is None else json.dumps(answer.body).encode()
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            if answer.body is not None:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _call(self) -> Call:
+            parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            host = self.headers.get("Host", "127.0.0.1")
+            return Call(
+                method=self.command,
+                path=parts.path,
+                query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                form=dict(parse_qsl(body, keep_blank_values=True)),
+                url=f"http://{host}{self.path}",
+            )
+
+    return Handler
