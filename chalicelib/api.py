@@ -10,7 +10,7 @@ import re
 import threading
 from typing import Any
 
-from chalice import BadRequestError, NotFoundError, Response
+from chalice import BadRequestError, ChaliceViewError, NotFoundError, Response
 
 from chalicelib.layout import DATASETS, new_run_id, utc
 from chalicelib.services import Services
@@ -156,6 +156,8 @@ def run_query(services: Services, name: str, params: dict[str, str] | None) -> R
         raise NotFoundError(str(error)) from error
     except queries.QueryParameterError as error:
         raise BadRequestError(str(error)) from error
+    except queries.QueryFailedError as error:
+        raise ChaliceViewError(f"the query failed: {error}") from error
     return _query_response(answer)
 
 
@@ -168,6 +170,8 @@ def get_execution(services: Services, execution_id: str) -> Response:
         answer = queries.open_engine(services).get_execution(execution_id)
     except queries.UnknownExecution as error:
         raise NotFoundError(str(error)) from error
+    except queries.QueryFailedError as error:
+        raise ChaliceViewError(f"the query failed: {error}") from error
     return _query_response(answer)
 
 
