@@ -1,16 +1,331 @@
-"""PLACEHOLDER — owned by the extraction work; replaced there."""
+"""Extraction runs: for each connected user and dataset, fetch, land one raw object, then move
+state forward — and keep the run record up to date as it goes.
+
+The schedules, `POST /runs` (through the `extract` function) and the CLI all call
+`run_extraction`. A run never waits past its deadline: a dataset that cannot finish in time
+(429 with a long Retry-After, 5xx after retries, a refused token) stops with its reason, the
+others go on, and the run ends `partial`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import layout, runs
+from chalicelib import users as users_module
+from chalicelib.extract import artists, playlists, plays, saved_tracks, top_items
+from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
+from chalicelib.extract.envelope import build_envelope, write_envelope
+from chalicelib.secrets import open_secrets
+from chalicelib.spotify.errors import SpotifyCallError
+
+if TYPE_CHECKING:
+    from chalicelib.services import Services
+    from chalicelib.spotify.client import RetryPolicy, SpotifyClient
+    from chalicelib.users import ConnectedUser
+
+log = logging.getLogger(__name__)
 
 HISTORY_DATASETS = ("plays",)
 DAILY_DATASETS = ("playlists", "top_items", "saved_tracks", "artists")
 
+# Per-user datasets, in the order a run fetches them. `artists` is once per run (see below).
+USER_DATASETS: dict[str, Callable[[Fetch], Fetched]] = {
+    "plays": plays.fetch,
+    "playlists": playlists.fetch,
+    "top_items": top_items.fetch,
+    "saved_tracks": saved_tracks.fetch,
+}
+DEFAULT_RUN_SECONDS = 14 * 60.0  # a run with no deadline given (CLI) still ends
+DEADLINE_MARGIN_SECONDS = 30.0  # kept free before a Lambda's end to write the run record
 
-def run_scheduled(services: Any, datasets: tuple[str, ...], context: Any) -> dict[str, Any]:
-    raise NotImplementedError
+Progress = Callable[[str], None]  # one line per finished dataset, for a person at a terminal
 
 
-def run_requested(services: Any, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    raise NotImplementedError
+def run_scheduled(services: Services, datasets: tuple[str, ...], context: Any) -> dict[str, Any]:
+    """A schedule's run: every connected user, `datasets`, now; bounded by the Lambda's time."""
+    return run_extraction(services, datasets=datasets, deadline=deadline_from(context))
+
+
+def run_requested(services: Services, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The `extract` function: `{"run_id"?, "datasets"?, "users"?, "run_at"?}` from POST /runs."""
+    run_at = event.get("run_at")
+    return run_extraction(
+        services,
+        datasets=event.get("datasets"),
+        users=event.get("users"),
+        run_at=layout.parse_iso(run_at) if run_at else None,
+        run_id=event.get("run_id"),
+        deadline=deadline_from(context),
+    )
+
+
+def deadline_from(context: Any) -> float | None:
+    """A monotonic deadline from a Lambda context, leaving a margin to finish the record."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return None
+    remaining = remaining_ms() / 1000.0
+    return time.monotonic() + remaining - min(DEADLINE_MARGIN_SECONDS, remaining * 0.1)
+
+
+def validate_datasets(datasets: Iterable[str] | None) -> tuple[str, ...]:
+    """The datasets asked for, in fetch order; ValueError naming any unknown one."""
+    if datasets is None:
+        return layout.DATASETS
+    asked = list(datasets)
+    unknown = sorted(set(asked) - set(layout.DATASETS))
+    if unknown:
+        raise ValueError(f"unknown datasets: {', '.join(unknown)}; known: {layout.DATASETS}")
+    return tuple(d for d in layout.DATASETS if d in asked)
+
+
+def run_extraction(
+    services: Services,
+    *,
+    datasets: Iterable[str] | None = None,
+    users: Iterable[str] | None = None,
+    run_at: datetime | None = None,
+    run_id: str | None = None,
+    deadline: float | None = None,
+    progress: Progress | None = None,
+    settings: Settings | None = None,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """One extraction run; returns the finished run record.
+
+    A `run_id` whose record exists already is a retried request: its record is returned and
+    nothing runs again. `deadline` is a `time.monotonic()` value.
+    """
+    chosen = validate_datasets(datasets)
+    run_at = layout.utc(run_at or datetime.now(UTC))
+    run_id = run_id or layout.new_run_id(run_at)
+    deadline = deadline if deadline is not None else time.monotonic() + DEFAULT_RUN_SECONDS
+    storage = services.storage
+    record = {
+        "run_id": run_id,
+        "status": "running",
+        "run_at": layout.iso(run_at),
+        "started_at": layout.iso(datetime.now(UTC)),
+        "finished_at": None,
+        "deadline": layout.iso(
+            datetime.now(UTC) + timedelta(seconds=deadline - time.monotonic())
+        ),
+        "datasets": list(chosen),
+        "users": sorted(users) if users is not None else None,
+        "sample": services.config.uses_sample,
+        "results": {},
+        "errors": [],
+    }
+    if not runs.create_run(storage, record):
+        log.info("run %s exists already: not running it twice", run_id)
+        return runs.get_run(storage, run_id) or record
+    run = _Run(services, record, deadline, settings or Settings(), policy, sleep, progress)
+    try:
+        run.execute(chosen, users)
+    except Exception as error:  # the record must not stay `running` for whatever went wrong
+        log.exception("run %s failed", run_id)
+        run.errors.append({"reason": "internal_error", "message": f"{type(error).__name__}"})
+    return run.finish()
+
+
+class _Run:
+    """The moving parts of one run (kept together so `run_extraction` reads as its steps)."""
+
+    def __init__(
+        self,
+        services: Services,
+        record: dict[str, Any],
+        deadline: float,
+        settings: Settings,
+        policy: RetryPolicy | None,
+        sleep: Callable[[float], None],
+        progress: Progress | None,
+    ) -> None:
+        self.services = services
+        self.storage = services.storage
+        self.run_id = record["run_id"]
+        self.run_at = layout.parse_iso(record["run_at"])
+        self.deadline = deadline
+        self.settings = settings
+        self.policy = policy
+        self.sleep = sleep
+        self.progress = progress
+        self.results: dict[str, dict[str, dict[str, Any]]] = {}
+        self.errors: list[dict[str, Any]] = []
+
+    def execute(self, datasets: tuple[str, ...], wanted: Iterable[str] | None) -> None:
+        store = open_secrets(self.services)
+        credentials = users_module.app_credentials(self.services, store)
+        if credentials is None:
+            self.errors.append({"reason": "no_spotify_app", "message": "no client id/secret"})
+            return
+        try:
+            everyone = users_module.connected_users(self.services, store, credentials, self.policy)
+        except SpotifyCallError as error:
+            self.errors.append({**error.as_record(), "user_id": "SPOTIFY_REFRESH_TOKEN"})
+            everyone = []
+        selected = _select(everyone, wanted, self.errors)
+        if not selected:
+            self.errors.append({"reason": "no_users", "message": "no connected user to run for"})
+            return
+        clients = {u.user_id: self._client(u, credentials) for u in selected}
+        for user in selected:
+            self._user_datasets(user.user_id, clients[user.user_id], datasets)
+        if "artists" in datasets:
+            self._enrichment(clients)
+
+    def _user_datasets(
+        self, user_id: str, client: SpotifyClient, datasets: tuple[str, ...]
+    ) -> None:
+        for dataset in datasets:
+            if dataset not in USER_DATASETS:
+                continue
+            refused = self._token_refused(user_id)
+            if refused is not None:
+                self._record(user_id, dataset, refused)
+                continue
+            outcome = self._dataset(user_id, client, dataset, USER_DATASETS[dataset])
+            if dataset == "plays" and outcome["status"] == "succeeded":
+                users_module.record_poll(self.storage, user_id, self.run_at)
+
+    def _enrichment(self, clients: dict[str, SpotifyClient]) -> None:
+        """Genre enrichment once per run, with the first user whose token works."""
+        for user_id, client in clients.items():
+            if self._token_refused(user_id):
+                continue
+            outcome = self._dataset(user_id, client, "artists", artists.fetch)
+            if not _refused(outcome):
+                return
+
+    def _token_refused(self, user_id: str) -> dict[str, Any] | None:
+        """A user whose token was refused in this run is not asked again: each dataset left
+        gets the same reason, without a call."""
+        for outcome in self.results.get(user_id, {}).values():
+            if _refused(outcome):
+                return {**outcome, "raw_objects": [], "calls": {}, "counts": {}, "warnings": []}
+        return None
+
+    def _dataset(
+        self,
+        user_id: str,
+        client: SpotifyClient,
+        dataset: str,
+        fetch: Callable[[Fetch], Fetched],
+    ) -> dict[str, Any]:
+        raw_key = layout.raw_key(dataset, self.run_at, user_id, self.run_id)
+        job = Fetch(client, self.storage, user_id, self.run_id, self.run_at, raw_key, self.settings)
+        error: SpotifyCallError | None = None
+        try:
+            fetched = fetch(job)
+        except Stopped as stopped:
+            fetched, error = stopped.partial, stopped.error
+        except SpotifyCallError as failed:
+            fetched, error = Fetched(), failed
+        responses, calls = client.take_record()
+        if responses:
+            envelope = build_envelope(
+                user_id=user_id,
+                dataset=dataset,
+                run_id=self.run_id,
+                run_at=self.run_at,
+                fetched_at=datetime.now(UTC),
+                responses=responses,
+                extras=fetched.extras,
+            )
+            write_envelope(self.storage, raw_key, envelope)
+        if fetched.advance is not None:
+            fetched.advance()  # only now: the raw object that justifies the new state exists
+        outcome = {
+            "status": _status(error, responses),
+            "counts": fetched.counts,
+            "raw_objects": [raw_key] if responses else [],
+            "errors": [] if error is None else [self._error_record(error)],
+            "warnings": fetched.warnings,
+            "calls": calls,
+        }
+        self._record(user_id, dataset, outcome)
+        return outcome
+
+    def _record(self, user_id: str, dataset: str, outcome: dict[str, Any]) -> None:
+        """Keep the outcome in the run record now: `GET /runs/{id}` shows progress."""
+        self.results.setdefault(user_id, {})[dataset] = outcome
+        runs.update_run(self.storage, self.run_id, lambda r: r.update(results=self.results))
+        if self.progress is not None:
+            self.progress(describe_outcome(user_id, dataset, outcome))
+
+    def _error_record(self, error: SpotifyCallError) -> dict[str, Any]:
+        record = error.as_record()
+        if error.retry_after is not None:
+            retry_at = datetime.now(UTC) + timedelta(seconds=error.retry_after)
+            record["retry_at"] = layout.iso(retry_at)
+        return record
+
+    def _client(self, user: ConnectedUser, credentials: Any) -> SpotifyClient:
+        from chalicelib.spotify.client import SpotifyClient, oauth_manager, token_refresher
+        from chalicelib.spotify.tokens import UserAuth
+
+        config = self.services.config
+        refresher = token_refresher(oauth_manager(config, credentials))
+        auth = UserAuth(self.storage, user.user_id, user.source, refresher)
+        return SpotifyClient(
+            config, auth, policy=self.policy, deadline=self.deadline, sleep=self.sleep
+        )
+
+    def finish(self) -> dict[str, Any]:
+        status = runs.overall_status(self.results, self.errors)
+
+        def close(record: dict[str, Any]) -> None:
+            record.update(
+                status=status,
+                results=self.results,
+                errors=self.errors,
+                finished_at=layout.iso(datetime.now(UTC)),
+            )
+
+        return runs.update_run(self.storage, self.run_id, close)
+
+
+def _select(
+    everyone: list[ConnectedUser], wanted: Iterable[str] | None, errors: list[dict[str, Any]]
+) -> list[ConnectedUser]:
+    if wanted is None:
+        return everyone
+    wanted = list(wanted)
+    known = {u.user_id for u in everyone}
+    for user_id in wanted:
+        if user_id not in known:
+            errors.append({"reason": "unknown_user", "user_id": user_id})
+    return [u for u in everyone if u.user_id in wanted]
+
+
+def describe_outcome(user_id: str, dataset: str, outcome: dict[str, Any]) -> str:
+    """`demo_listener plays: succeeded (plays=50; 1 call)` — or the reason it stopped."""
+    counts = ", ".join(f"{k}={v}" for k, v in outcome["counts"].items())
+    calls = sum(outcome["calls"].values())
+    line = f"{user_id} {dataset}: {outcome['status']} ({counts}{'; ' if counts else ''}"
+    line += f"{calls} call{'' if calls == 1 else 's'})"
+    for error in outcome["errors"]:
+        line += f" - {error['reason']}"
+        if error.get("retry_at"):
+            line += f", retry after {error['retry_at']}"
+    for warning in outcome["warnings"]:
+        line += f" - warning {warning['type']}"
+    return line
+
+
+def _refused(outcome: dict[str, Any]) -> bool:
+    return any(e.get("reason") == "token_refused" for e in outcome["errors"])
+
+
+def _status(error: SpotifyCallError | None, responses: list[dict[str, Any]]) -> str:
+    if error is None:
+        return "succeeded"
+    if any(200 <= r["status"] < 300 for r in responses):
+        return "partial"
+    return "failed"

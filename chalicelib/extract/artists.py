@@ -1,0 +1,194 @@
+"""`artists`: genre enrichment, one `/artists/{id}` call per artist (batch `?ids=` is gone).
+
+Which artists: every artist seen in the lake's raw objects whose genres are unknown or older
+than the TTL. The index in state remembers what each scanned raw object held, so a run reads
+only raw objects it has not scanned before. Artists that arrived with `genres` (full objects
+from `/me/top/artists`) count as fresh. A run makes at most `artist_budget` calls; the rest are
+due again at the next run. Artists a run is fetching are claimed for a while, so two runs at
+once do not fetch the same artist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import layout
+from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
+from chalicelib.extract.envelope import ok_bodies, read_envelope
+from chalicelib.spotify.errors import SpotifyCallError
+from chalicelib.storage import Storage, get_json, update_json
+
+INDEX_KEY = layout.state_key("artists", "index")
+SCANNED_KEY = layout.state_key("artists", "scanned")
+SCANNED_DATASETS = ("plays", "playlists", "saved_tracks", "top_items")
+
+
+def fetch(job: Fetch, *, wall: datetime | None = None) -> Fetched:
+    settings = job.settings
+    now = wall or datetime.now(UTC)  # claims are about real time, not the run's `run_at`
+    scanned = scan_new_raw(job.storage, settings)
+    due, claimed = claim_due(job.storage, job.run_at, now, settings)
+    fetched: list[str] = []
+    unreadable: list[str] = []
+
+    def result() -> Fetched:
+        def advance() -> None:
+            mark_fetched(job.storage, fetched + unreadable, claimed, job.run_at, settings)
+
+        counts = {
+            "scanned_raw_objects": scanned,
+            "fetched": len(fetched),
+            "not_found": len(unreadable),
+            "carried_over": due - len(fetched) - len(unreadable),
+        }
+        return Fetched(counts=counts, advance=advance)
+
+    for artist_id in claimed:
+        try:
+            job.client.call(lambda sp, a=artist_id: sp.artist(a))
+        except SpotifyCallError as error:
+            if not error.is_unreadable:
+                raise Stopped(error, result()) from None
+            unreadable.append(artist_id)  # recorded; asked again only after the TTL
+            continue
+        fetched.append(artist_id)
+    return result()
+
+
+def artists_in(envelope: dict[str, Any]) -> dict[str, bool]:
+    """Artist ids in an envelope's answers, each with whether it came with `genres`."""
+    found: dict[str, bool] = {}
+    for _, body in ok_bodies(envelope):
+        for obj in _objects(body):
+            if obj.get("type") == "artist" and obj.get("id"):
+                with_genres = isinstance(obj.get("genres"), list)
+                found[obj["id"]] = found.get(obj["id"], False) or with_genres
+    return found
+
+
+def scan_new_raw(storage: Storage, settings: Settings) -> int:
+    """Add the artists of raw objects not scanned before to the index; how many were read."""
+    done = set((get_json(storage, SCANNED_KEY) or {}).get("keys", []))
+    new_keys = [
+        key
+        for dataset in SCANNED_DATASETS
+        for key in storage.list(f"{layout.RAW_PREFIX}{dataset}/")
+        if key.endswith(layout.RAW_SUFFIX) and key not in done
+    ]
+    seen: dict[str, str | None] = {}  # id -> run_at of a raw object that carried its genres
+    for key in new_keys:
+        envelope = read_envelope(storage, key)
+        if envelope is None:
+            continue
+        run_at = envelope["meta"].get("run_at")
+        for artist_id, with_genres in artists_in(envelope).items():
+            fresh_at = run_at if with_genres else None
+            seen[artist_id] = max(filter(None, (seen.get(artist_id), fresh_at)), default=None)
+    if seen:
+        update_json(storage, INDEX_KEY, lambda doc: _add_seen(doc, seen, settings))
+    if new_keys:
+
+        def remember(doc: dict[str, Any] | None) -> dict[str, Any]:
+            return {"keys": sorted({*(doc or {}).get("keys", []), *new_keys})}
+
+        update_json(storage, SCANNED_KEY, remember)
+    return len(new_keys)
+
+
+def claim_due(
+    storage: Storage, run_at: datetime, now: datetime, settings: Settings
+) -> tuple[int, list[str]]:
+    """Claim up to the budget of due artists (never fetched first, then oldest expiry).
+
+    Returns how many were due in all and the claimed ids.
+    """
+    outcome: dict[str, Any] = {"due": 0, "claimed": []}
+
+    def change(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        doc = {"artists": dict((doc or {}).get("artists", {}))}
+        due = sorted(
+            (
+                (entry.get("expires_at") or "", artist_id)
+                for artist_id, entry in doc["artists"].items()
+                if is_due(entry, run_at, now)
+            )
+        )
+        chosen = [artist_id for _, artist_id in due[: settings.artist_budget]]
+        outcome["due"], outcome["claimed"] = len(due), chosen
+        if not chosen:
+            return None
+        until = layout.iso(now + settings.artist_claim)
+        for artist_id in chosen:
+            doc["artists"][artist_id] = {**doc["artists"][artist_id], "claimed_until": until}
+        return doc
+
+    update_json(storage, INDEX_KEY, change)
+    return outcome["due"], outcome["claimed"]
+
+
+def is_due(entry: dict[str, Any], run_at: datetime, now: datetime) -> bool:
+    claimed = entry.get("claimed_until")
+    if claimed and layout.parse_iso(claimed) > now:
+        return False
+    expires = entry.get("expires_at")
+    return expires is None or layout.parse_iso(expires) <= run_at
+
+
+def expiry(artist_id: str, fetched_at: datetime, settings: Settings) -> datetime:
+    """`fetched_at + TTL`, shortened by a per-artist fraction so expiries spread out."""
+    digest = hashlib.sha256(artist_id.encode()).digest()
+    fraction = int.from_bytes(digest[:4], "big") / 2**32
+    return fetched_at + settings.artist_ttl * (1 - settings.artist_jitter * fraction)
+
+
+def mark_fetched(
+    storage: Storage,
+    fetched: list[str],
+    claimed: list[str],
+    run_at: datetime,
+    settings: Settings,
+) -> None:
+    """Record fetches (fresh until their expiry) and release this run's claims."""
+    if not claimed:
+        return
+
+    def change(doc: dict[str, Any] | None) -> dict[str, Any]:
+        artists = dict((doc or {}).get("artists", {}))
+        for artist_id in claimed:
+            entry = {**artists.get(artist_id, {}), "claimed_until": None}
+            if artist_id in fetched:
+                entry["fetched_at"] = layout.iso(run_at)
+                entry["expires_at"] = layout.iso(expiry(artist_id, run_at, settings))
+            artists[artist_id] = entry
+        return {"artists": artists}
+
+    update_json(storage, INDEX_KEY, change)
+
+
+def _add_seen(
+    doc: dict[str, Any] | None, seen: dict[str, str | None], settings: Settings
+) -> dict[str, Any]:
+    artists = dict((doc or {}).get("artists", {}))
+    for artist_id, fresh_at in seen.items():
+        entry = dict(artists.get(artist_id) or {"fetched_at": None, "expires_at": None})
+        if fresh_at and (entry.get("fetched_at") or "") < fresh_at:
+            entry["fetched_at"] = fresh_at
+            entry["expires_at"] = layout.iso(
+                expiry(artist_id, layout.parse_iso(fresh_at), settings)
+            )
+        artists[artist_id] = entry
+    return {"artists": artists}
+
+
+def _objects(value: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object nested in `value` (tracks inside items inside pages ...)."""
+    if isinstance(value, dict):
+        yield value
+        for child in value.values():
+            yield from _objects(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _objects(child)

@@ -1,0 +1,148 @@
+"""Run records (`runs/records/<run_id>.json`): created first, updated as datasets finish.
+
+`GET /runs/{id}` reads them through `describe_run`, which adds each raw object's transform
+state from its marker, and reports a run still `running` past its deadline as `failed`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import layout
+from chalicelib.storage import PreconditionFailed, Storage, dump_json, get_json, update_json
+
+RECORDS_PREFIX = layout.RUNS_PREFIX + "records/"
+QUEUED = "queued"  # written by POST /runs; the extraction takes it over when it starts
+
+
+def create_run(storage: Storage, record: dict[str, Any]) -> bool:
+    """Start a run: write its record, or take over a `queued` one (written by `POST /runs`).
+
+    False when the run exists in any other state: a retried request, not to be run twice.
+    """
+    key = layout.run_record_key(record["run_id"])
+    try:
+        storage.put(key, dump_json(record), if_none_match=True, content_type="application/json")
+        return True
+    except PreconditionFailed:
+        pass
+    current = storage.get(key)
+    if current is None or json.loads(current.data).get("status") != QUEUED:
+        return False
+    try:  # only one of several deliveries of the same request wins the queued record
+        storage.put(key, dump_json(record), if_match=current.etag, content_type="application/json")
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def queue_run(storage: Storage, run_id: str, run_at: datetime, deadline: datetime) -> bool:
+    """`POST /runs`: a `queued` record, so `GET /runs/{id}` answers before the run starts.
+
+    `deadline` bounds the wait for the asynchronous start: a run still queued past it reads
+    as `failed`. False when the run id exists already.
+    """
+    record = {
+        "run_id": run_id,
+        "status": QUEUED,
+        "run_at": layout.iso(run_at),
+        "deadline": layout.iso(deadline),
+        "results": {},
+        "errors": [],
+    }
+    try:
+        storage.put(
+            layout.run_record_key(run_id),
+            dump_json(record),
+            if_none_match=True,
+            content_type="application/json",
+        )
+    except PreconditionFailed:
+        return False
+    return True
+
+
+def get_run(storage: Storage, run_id: str) -> dict[str, Any] | None:
+    return get_json(storage, layout.run_record_key(run_id))
+
+
+def update_run(
+    storage: Storage, run_id: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Apply `change` (mutating a copy) to the record under a conditional write."""
+
+    def apply(doc: dict[str, Any] | None) -> dict[str, Any]:
+        if doc is None:
+            raise KeyError(f"no run record {run_id}")
+        doc = dict(doc)
+        change(doc)
+        return doc
+
+    return update_json(storage, layout.run_record_key(run_id), apply) or {}
+
+
+def overall_status(results: dict[str, dict[str, dict[str, Any]]], errors: list[Any]) -> str:
+    """succeeded: every dataset did; failed: none did anything; partial: in between."""
+    statuses = [d["status"] for datasets in results.values() for d in datasets.values()]
+    if not statuses:
+        return "failed"
+    if all(s == "succeeded" for s in statuses) and not errors:
+        return "succeeded"
+    if all(s == "failed" for s in statuses):
+        return "failed"
+    return "partial"
+
+
+def effective_status(record: dict[str, Any], now: datetime | None = None) -> str:
+    """The record's status, except that `running` (or `queued`) past its deadline reads as
+    `failed`."""
+    now = now or datetime.now(UTC)
+    deadline = record.get("deadline")
+    status = str(record.get("status"))
+    if status in ("running", QUEUED) and deadline and layout.parse_iso(deadline) < now:
+        return "failed"
+    # A queued run is, for whoever asks, a run that has started (contract §5 knows 4 states).
+    return "running" if status == QUEUED else status
+
+
+def list_runs(storage: Storage, limit: int = 20) -> list[dict[str, Any]]:
+    """Recent runs, newest first (run ids sort by time)."""
+    keys = sorted(storage.list(RECORDS_PREFIX), reverse=True)[:limit]
+    runs = []
+    for key in keys:
+        record = get_json(storage, key)
+        if record is not None:
+            runs.append(_summary(record))
+    return runs
+
+
+def describe_run(
+    storage: Storage, run_id: str, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """The record with its effective status and, per raw object, its transform state."""
+    record = get_run(storage, run_id)
+    if record is None:
+        return None
+    record["status"] = effective_status(record, now)
+    for datasets in record.get("results", {}).values():
+        for outcome in datasets.values():
+            outcome["transforms"] = {
+                raw: transform_state(storage, raw) for raw in outcome.get("raw_objects", [])
+            }
+    return record
+
+
+def transform_state(storage: Storage, raw_key: str) -> dict[str, Any]:
+    """`pending` until the transform marker exists, then its `done`/`quarantined` + reason."""
+    marker = get_json(storage, layout.marker_key(raw_key))
+    if marker is None:
+        return {"state": "pending"}
+    return {"state": marker.get("status", "done"), "reason": marker.get("reason")}
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    fields = ("run_id", "run_at", "started_at", "finished_at", "datasets", "users")
+    return {**{f: record.get(f) for f in fields}, "status": effective_status(record)}

@@ -1,0 +1,180 @@
+"""The secret store: the Spotify app's secrets and each connected user's refresh token.
+
+Locally a JSON file created with mode 0600 next to (never inside) the lake; deployed, SSM
+Parameter Store SecureStrings under `Config.secrets_path`. Names are `/`-separated:
+`users/<user_id>/refresh_token`, `spotify/client_id`, `spotify/client_secret`, `signing_key`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from chalicelib.services import Services
+
+CLIENT_ID = "spotify/client_id"
+CLIENT_SECRET = "spotify/client_secret"
+SIGNING_KEY = "signing_key"
+USERS_PREFIX = "users/"
+LOCAL_FILE_NAME = ".spotify-etl-secrets.json"
+DEFAULT_SSM_PATH = "/spotify-etl"
+
+
+def refresh_token_name(user_id: str) -> str:
+    return f"{USERS_PREFIX}{user_id}/refresh_token"
+
+
+class SecretStore(Protocol):
+    """Small named secrets. `names(prefix)` lists names, never values."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def put(self, name: str, value: str) -> None: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def names(self, prefix: str = "") -> list[str]: ...
+
+
+class LocalSecretStore:
+    """Secrets in one JSON file, readable by its owner only (mode 0600)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def get(self, name: str) -> str | None:
+        with self._locked():
+            return self._read().get(name)
+
+    def put(self, name: str, value: str) -> None:
+        with self._locked():
+            data = self._read()
+            data[name] = value
+            self._write(data)
+
+    def delete(self, name: str) -> None:
+        with self._locked():
+            data = self._read()
+            if data.pop(name, None) is not None:
+                self._write(data)
+
+    def names(self, prefix: str = "") -> list[str]:
+        with self._locked():
+            return sorted(n for n in self._read() if n.startswith(prefix))
+
+    def _read(self) -> dict[str, str]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except FileNotFoundError:
+            return {}
+
+    def _write(self, data: dict[str, str]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        # Created 0600 from the start: the secret is never readable by others, not even briefly.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class SsmSecretStore:
+    """Secrets as SSM SecureString parameters under `path`.
+
+    SSM names allow `[a-zA-Z0-9_.-/]` only, so each name segment is encoded (`_xx` per byte
+    outside `[A-Za-z0-9.-]`); Spotify user ids may hold anything.
+    """
+
+    def __init__(self, client: Any, path: str = DEFAULT_SSM_PATH) -> None:
+        self.client = client
+        self.path = "/" + path.strip("/")
+
+    def get(self, name: str) -> str | None:
+        try:
+            answer = self.client.get_parameter(Name=self._full(name), WithDecryption=True)
+        except self.client.exceptions.ParameterNotFound:
+            return None
+        return str(answer["Parameter"]["Value"])
+
+    def put(self, name: str, value: str) -> None:
+        self.client.put_parameter(
+            Name=self._full(name), Value=value, Type="SecureString", Overwrite=True
+        )
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(self.client.exceptions.ParameterNotFound):
+            self.client.delete_parameter(Name=self._full(name))
+
+    def names(self, prefix: str = "") -> list[str]:
+        found = []
+        paginator = self.client.get_paginator("get_parameters_by_path")
+        for page in paginator.paginate(Path=self.path, Recursive=True, WithDecryption=False):
+            for parameter in page["Parameters"]:
+                relative = parameter["Name"][len(self.path) + 1 :]
+                name = "/".join(decode_segment(s) for s in relative.split("/"))
+                if name.startswith(prefix):
+                    found.append(name)
+        return sorted(found)
+
+    def _full(self, name: str) -> str:
+        return self.path + "/" + "/".join(encode_segment(s) for s in name.split("/"))
+
+
+_SAFE = re.compile(r"[A-Za-z0-9.\-]")
+
+
+def encode_segment(text: str) -> str:
+    """Reversible, SSM-safe: `a.b-c` stays, `_` and everything else become `_xx` per byte."""
+    return "".join(
+        ch if _SAFE.fullmatch(ch) else "".join(f"_{b:02x}" for b in ch.encode()) for ch in text
+    )
+
+
+def decode_segment(text: str) -> str:
+    raw = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "_":
+            raw.append(int(text[i + 1 : i + 3], 16))
+            i += 3
+        else:
+            raw += text[i].encode()
+            i += 1
+    return raw.decode()
+
+
+def local_secrets_path(lake_uri: str) -> Path:
+    """`<lake dir>/../.spotify-etl-secrets.json`: beside the lake, outside raw/curated/state."""
+    return Path(lake_uri).resolve().parent / LOCAL_FILE_NAME
+
+
+def open_secrets(services: Services) -> SecretStore:
+    """SSM for an S3 lake (`Config.secrets_path`), else the local file next to the lake.
+
+    For a local lake, a `Config.secrets_path` ending in `.json` names the file instead (an SSM
+    path there is ignored: it belongs to the deployed stages).
+    """
+    config = services.config
+    if config.is_s3_lake:
+        return SsmSecretStore(services.client("ssm"), config.secrets_path or DEFAULT_SSM_PATH)
+    if config.secrets_path and config.secrets_path.endswith(".json"):
+        return LocalSecretStore(config.secrets_path)
+    return LocalSecretStore(local_secrets_path(config.lake_uri))

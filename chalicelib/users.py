@@ -1,0 +1,181 @@
+"""Connected users: who extraction runs for, their last successful poll, connect/disconnect.
+
+A user is connected when the secret store holds their refresh token. The `SPOTIFY_REFRESH_TOKEN`
+user (local use) is connected too: their id is learnt once with `GET /me` and remembered in
+state, so later runs make no such call. Tokens are never logged nor returned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import layout
+from chalicelib.secrets import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    USERS_PREFIX,
+    SecretStore,
+    open_secrets,
+    refresh_token_name,
+)
+from chalicelib.spotify.tokens import (
+    EnvRefreshToken,
+    RefreshTokenSource,
+    StoredRefreshToken,
+    fingerprint,
+    token_state_key,
+)
+from chalicelib.storage import Storage, get_json, update_json
+
+if TYPE_CHECKING:
+    from chalicelib.services import Services
+    from chalicelib.spotify.client import AppCredentials, RetryPolicy
+
+ENV_USER_KEY = layout.state_key("users", "_env_user")
+
+
+@dataclass(frozen=True)
+class ConnectedUser:
+    user_id: str
+    source: RefreshTokenSource
+    kind: str  # "connected" (secret store) or "env" (SPOTIFY_REFRESH_TOKEN)
+
+
+def user_state_key(user_id: str) -> str:
+    return layout.state_key("users", user_id)
+
+
+def app_credentials(services: Services, store: SecretStore | None = None) -> AppCredentials | None:
+    """The Spotify app: from `Config` (local), else from the secret store (deployed)."""
+    from chalicelib.spotify.client import AppCredentials
+
+    config = services.config
+    if config.spotify_client_id and config.spotify_client_secret:
+        client_id, client_secret = config.spotify_client_id, config.spotify_client_secret
+    else:
+        store = store or open_secrets(services)
+        client_id, client_secret = store.get(CLIENT_ID), store.get(CLIENT_SECRET)
+    if not client_id or not client_secret:
+        return None
+    if config.spotify_redirect_uri:
+        return AppCredentials(client_id, client_secret, config.spotify_redirect_uri)
+    return AppCredentials(client_id, client_secret)
+
+
+def stored_user_ids(store: SecretStore) -> list[str]:
+    """Users with a refresh token in the secret store."""
+    suffix = "/refresh_token"
+    return sorted(
+        name[len(USERS_PREFIX) : -len(suffix)]
+        for name in store.names(USERS_PREFIX)
+        if name.endswith(suffix)
+    )
+
+
+def remembered_env_user(services: Services) -> str | None:
+    """The `SPOTIFY_REFRESH_TOKEN` user's id, if learnt before for this very token."""
+    env_token = services.config.spotify_refresh_token
+    if not env_token:
+        return None
+    doc = get_json(services.storage, ENV_USER_KEY) or {}
+    return doc.get("user_id") if doc.get("seeded_from") == fingerprint(env_token) else None
+
+
+def learn_env_user(
+    services: Services, credentials: AppCredentials, policy: RetryPolicy | None = None
+) -> str:
+    """Ask `GET /me` who `SPOTIFY_REFRESH_TOKEN` belongs to; remember it and the fresh token."""
+    from chalicelib.spotify.client import SpotifyClient, oauth_manager, token_refresher
+
+    env_token = services.config.spotify_refresh_token
+    assert env_token, "learn_env_user needs SPOTIFY_REFRESH_TOKEN"
+    source = EnvRefreshToken(env_token)
+    info = token_refresher(oauth_manager(services.config, credentials))(env_token)
+    client = SpotifyClient(services.config, None, policy=policy)
+    client.sp.set_auth(info["access_token"])
+    user_id = str(client.call(lambda sp: sp.me())["id"])
+    rotated = info.get("refresh_token")
+    extra = source.save(rotated) if rotated and rotated != env_token else {}
+    cached = {
+        "access_token": info["access_token"],
+        "expires_at": time.time() + int(info.get("expires_in", 3600)),
+        **extra,
+    }
+    update_json(services.storage, token_state_key(user_id), lambda doc: {**(doc or {}), **cached})
+    update_json(
+        services.storage,
+        ENV_USER_KEY,
+        lambda _: {"user_id": user_id, "seeded_from": source.seed},
+    )
+    return user_id
+
+
+def connected_users(
+    services: Services,
+    store: SecretStore,
+    credentials: AppCredentials | None,
+    policy: RetryPolicy | None = None,
+) -> list[ConnectedUser]:
+    """Everyone extraction runs for: stored users, then the env user (learnt once)."""
+    found = {uid: ConnectedUser(uid, StoredRefreshToken(store, uid), "connected")
+             for uid in stored_user_ids(store)}
+    env_token = services.config.spotify_refresh_token
+    if env_token:
+        env_id = remembered_env_user(services)
+        if env_id is None and credentials is not None:
+            env_id = learn_env_user(services, credentials, policy)
+        if env_id is not None and env_id not in found:
+            found[env_id] = ConnectedUser(env_id, EnvRefreshToken(env_token), "env")
+    return [found[uid] for uid in sorted(found)]
+
+
+def list_users(services: Services) -> list[dict[str, Any]]:
+    """`GET /users`: connected users with their last successful poll (no Spotify call)."""
+    store = open_secrets(services)
+    rows = {uid: "connected" for uid in stored_user_ids(store)}
+    env_id = remembered_env_user(services)
+    if env_id is not None:
+        rows.setdefault(env_id, "env")
+    return [
+        {
+            "user_id": uid,
+            "source": kind,
+            "last_successful_poll": (get_json(services.storage, user_state_key(uid)) or {}).get(
+                "last_successful_poll"
+            ),
+        }
+        for uid, kind in sorted(rows.items())
+    ]
+
+
+def connect_user(store: SecretStore, user_id: str, refresh_token: str) -> None:
+    """Store a user's refresh token (the OAuth callback and `spotify-etl connect`)."""
+    store.put(refresh_token_name(user_id), refresh_token)
+
+
+def disconnect_user(services: Services, user_id: str) -> bool:
+    """Forget a connected user's tokens. False when no such user was connected."""
+    store = open_secrets(services)
+    name = refresh_token_name(user_id)
+    if store.get(name) is None:
+        return False
+    store.delete(name)
+    services.storage.delete(token_state_key(user_id))
+    return True
+
+
+def record_poll(storage: Storage, user_id: str, at: datetime) -> None:
+    """Remember the user's last successful history poll (never moves backwards)."""
+    stamp = layout.iso(at)
+
+    def change(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        doc = dict(doc or {})
+        if (doc.get("last_successful_poll") or "") >= stamp:
+            return None
+        doc["last_successful_poll"] = stamp
+        return doc
+
+    update_json(storage, user_state_key(user_id), change)
