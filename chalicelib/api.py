@@ -8,12 +8,18 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalice import BadRequestError, ChaliceViewError, NotFoundError, Response
 
-from chalicelib.layout import DATASETS, new_run_id, utc
+from chalicelib import runs
+from chalicelib.layout import DATASETS, iso, new_run_id
 from chalicelib.services import Services
+
+# How long a queued run may wait for the extraction function to pick it up (its own timeout
+# bounds the run after that).
+RUN_START_WAIT_SECONDS = 15 * 60
 
 _RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -25,34 +31,26 @@ _RUN_BODY_KEYS = {"datasets", "users", "run_id"}
 
 
 def start_run(services: Services, body: Any) -> Response:
-    """`POST /runs`: accept at once (202); the extraction proceeds asynchronously."""
-    from datetime import UTC, datetime
+    """`POST /runs`: accept at once (202); the extraction proceeds asynchronously.
 
-    from chalicelib import runs
-
+    A queued record is written first, so `GET /runs/{id}` answers at once and a retried
+    request with the same `run_id` finds it and starts nothing.
+    """
     request = _run_request(body)
-
     run_at = datetime.now(UTC)
     run_id = request.get("run_id") or new_run_id(run_at)
-    created = runs.create_run(
-        services.storage,
-        run_id=run_id,
-        run_at=utc(run_at),
-        datasets=request.get("datasets") or list(DATASETS),
-        users=request.get("users"),
+    deadline = run_at + timedelta(seconds=RUN_START_WAIT_SECONDS)
+    if runs.queue_run(services.storage, run_id, run_at, deadline):
+        _dispatch_run(services, {**request, "run_id": run_id, "run_at": iso(run_at)})
+    record = runs.get_run(services.storage, run_id) or {}
+    return Response(
+        body={"run_id": run_id, "status": runs.effective_status(record)}, status_code=202
     )
-    if created:
-        _dispatch_run(services, {"run_id": run_id, **request})
-    record = runs.describe_run(services.storage, run_id)
-    status = record["status"] if record else "running"
-    return Response(body={"run_id": run_id, "status": status}, status_code=202)
 
 
 def get_run(services: Services, run_id: str) -> dict[str, Any]:
     if not _RUN_ID.match(run_id):
         raise BadRequestError(f"not a run id: {run_id!r}")
-    from chalicelib import runs
-
     record = runs.describe_run(services.storage, run_id)
     if record is None:
         raise NotFoundError(f"no run {run_id}")
@@ -60,8 +58,6 @@ def get_run(services: Services, run_id: str) -> dict[str, Any]:
 
 
 def list_runs(services: Services, params: dict[str, str] | None) -> dict[str, Any]:
-    from chalicelib import runs
-
     limit = _int_param(params or {}, "limit", default=20, low=1, high=200)
     return {"runs": runs.list_runs(services.storage, limit=limit)}
 
@@ -128,7 +124,7 @@ def delete_user(services: Services, user_id: str) -> dict[str, Any]:
     from chalicelib import users
 
     _check_user_id(user_id)
-    if not users.disconnect(services, user_id):
+    if not users.disconnect_user(services, user_id):
         raise NotFoundError(f"no connected user {user_id}")
     return {"user_id": user_id, "status": "disconnected"}
 

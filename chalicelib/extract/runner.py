@@ -118,7 +118,7 @@ def run_extraction(
         ),
         "datasets": list(chosen),
         "users": sorted(users) if users is not None else None,
-        "sample": services.config.uses_sample,
+        "sample": services.config.sample,
         "results": {},
         "errors": [],
     }
