@@ -1,0 +1,657 @@
+"""`spotify-etl bootstrap --stage S`: the AWS resources `chalice deploy` does not create.
+
+The lake bucket (locked down), the Glue database and tables (from `tables.py`, with partition
+projection), the `*_latest` views (through Athena, from the SQL the local engine uses), the
+Athena workgroup, the secret entries and, on request, a Glue crawler. Every step compares what
+exists with what is wanted and changes only the difference, so a second run changes nothing and
+says so. Desired states are built by pure functions; the `ensure_*` functions hold the side
+effects and return what they changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets as random_secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import secrets
+from chalicelib.config import Config, load_config
+from chalicelib.tables import TABLES, Table, glue_columns, glue_partition_keys
+
+Clients = Callable[[str], Any]
+Out = Callable[[str], None]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ATHENA_RESULTS_PREFIX = "athena-results/"
+ATHENA_RESULTS_DAYS = 7
+USED_NONCES_PREFIX = "state/auth/nonces/"  # where auth.py records spent login states
+# Athena refuses a cutoff under 10 MB. 1 GB is far above what a personal lake scans per query
+# and stops a runaway query at $0.005.
+BYTES_SCANNED_CUTOFF = 1024**3
+# Partition projection range: Spotify started in 2008, so no play, save or run can be older;
+# NOW+1DAYS covers a run at 23:59 UTC whose partition date is "tomorrow" for a lagging clock.
+PROJECTION_RANGE = "2008-01-01,NOW+1DAYS"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+VIEW_QUERY_WAIT_SECONDS = 60
+
+
+class BootstrapError(Exception):
+    """Something bootstrap cannot fix by itself; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Where the lake lives: `s3://bucket[/prefix]`."""
+
+    bucket: str
+    prefix: str  # "" or "some/prefix/"
+
+    @classmethod
+    def from_uri(cls, uri: str) -> Lake:
+        if not uri.startswith("s3://"):
+            raise BootstrapError(f"bootstrap needs an s3:// LAKE_URI, not {uri!r}")
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/")
+        return cls(bucket, prefix + "/" if prefix else "")
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def stage_config(stage: str, base: Config, project_dir: Path = PROJECT_DIR) -> Config:
+    """The `Config` a deployed stage runs with: its variables from `.chalice/config.json`.
+
+    The Spotify app's id and secret and the region come from `base` (the caller's environment):
+    they are what bootstrap stores, never part of config.json.
+    """
+    chalice_config = json.loads((project_dir / ".chalice" / "config.json").read_text())
+    try:
+        variables = chalice_config["stages"][stage]["environment_variables"]
+    except KeyError as error:
+        raise BootstrapError(f"no stage {stage!r} in .chalice/config.json") from error
+    return load_config(variables).replace(
+        spotify_client_id=base.spotify_client_id,
+        spotify_client_secret=base.spotify_client_secret,
+        aws_region=base.aws_region,
+    )
+
+
+def bootstrap_stage(
+    config: Config, *, stage: str, with_crawler: bool = False, out: Out = print
+) -> list[str]:
+    """The CLI's `bootstrap --stage S`: boto3 clients for the caller's account and region."""
+    import boto3
+
+    deployed = stage_config(stage, config)
+    session = boto3.session.Session(region_name=deployed.aws_region)
+    return bootstrap(deployed, session.client, stage=stage, with_crawler=with_crawler, out=out)
+
+
+def bootstrap(
+    config: Config,
+    clients: Clients,
+    *,
+    stage: str,
+    with_crawler: bool = False,
+    out: Out = print,
+    view_wait_seconds: float = VIEW_QUERY_WAIT_SECONDS,
+) -> list[str]:
+    """Create or fix every resource of `stage`; returns what changed (empty: nothing did)."""
+    lake = Lake.from_uri(config.lake_uri)
+    region = clients("s3").meta.region_name
+    store = secrets.SsmSecretStore(clients("ssm"), config.secrets_path or secrets.DEFAULT_SSM_PATH)
+    changed: list[str] = []
+    steps: list[Callable[[], list[str]]] = [
+        lambda: ensure_bucket(clients("s3"), lake, region),
+        lambda: ensure_database(clients("glue"), config.glue_database),
+        lambda: ensure_tables(clients("glue"), config.glue_database, lake),
+        lambda: ensure_workgroup(clients("athena"), config.athena_workgroup, lake),
+        lambda: ensure_views(
+            clients("athena"), clients("glue"), config, wait_seconds=view_wait_seconds
+        ),
+        lambda: ensure_secrets(store, config, out),
+    ]
+    if with_crawler:
+        steps.append(lambda: ensure_crawler(clients("glue"), clients("iam"), config, lake, stage))
+    for step in steps:
+        for change in step():
+            out(f"  changed: {change}")
+            changed.append(change)
+    out(f"{len(changed)} change(s)." if changed else "Nothing to change: already bootstrapped.")
+    out(f"Next: chalice deploy --stage {stage}")
+    return changed
+
+
+# --- the bucket -----------------------------------------------------------------------------
+
+
+def public_access_block() -> dict[str, bool]:
+    return {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+
+
+def encryption_rules() -> list[dict[str, Any]]:
+    # SSE-S3: encrypted at rest without a KMS key, so no function needs kms:* permissions.
+    return [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+
+
+def bucket_policy(bucket: str) -> dict[str, Any]:
+    """Refuse every request that does not come over TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
+
+
+def lifecycle_rules(lake: Lake) -> list[dict[str, Any]]:
+    """Athena results and used login nonces expire. Raw stays in its class: small objects gain
+    nothing from transitions, and `reprocess` needs them at hand."""
+    return [
+        {
+            "ID": "expire-athena-results",
+            "Filter": {"Prefix": lake.prefix + ATHENA_RESULTS_PREFIX},
+            "Status": "Enabled",
+            "Expiration": {"Days": ATHENA_RESULTS_DAYS},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+        {
+            # Used login nonces only need to outlive their state's 10 minutes.
+            "ID": "expire-used-login-nonces",
+            "Filter": {"Prefix": lake.prefix + USED_NONCES_PREFIX},
+            "Status": "Enabled",
+            "Expiration": {"Days": 1},
+        },
+    ]
+
+
+def ensure_bucket(s3: Any, lake: Lake, region: str) -> list[str]:
+    bucket = lake.bucket
+    changed = []
+    if not _bucket_exists(s3, bucket):
+        extra = (
+            {}
+            if region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        )
+        s3.create_bucket(Bucket=bucket, **extra)
+        changed.append(f"created bucket {bucket}")
+
+    block = public_access_block()
+    if _get(s3.get_public_access_block, "PublicAccessBlockConfiguration", Bucket=bucket) != block:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
+        changed.append(f"bucket {bucket}: Block Public Access on")
+
+    rules = encryption_rules()
+    current = _get(s3.get_bucket_encryption, "ServerSideEncryptionConfiguration", Bucket=bucket)
+    if _strip_bucket_key(current) != rules:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
+        changed.append(f"bucket {bucket}: default encryption (SSE-S3)")
+
+    policy = bucket_policy(bucket)
+    current_policy = _get(s3.get_bucket_policy, "Policy", Bucket=bucket)
+    if current_policy is None or json.loads(current_policy) != policy:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        changed.append(f"bucket {bucket}: policy refusing non-TLS requests")
+
+    wanted = lifecycle_rules(lake)
+    if _get(s3.get_bucket_lifecycle_configuration, "Rules", Bucket=bucket) != wanted:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": wanted}
+        )
+        changed.append(f"bucket {bucket}: lifecycle (Athena results, used login nonces)")
+    return changed
+
+
+def _bucket_exists(s3: Any, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404:
+            return False
+        if status == 403:
+            raise BootstrapError(
+                f"bucket {bucket} exists but these credentials cannot use it: another account "
+                "owns it (bucket names are global) or s3:ListBucket is denied. To rename it, "
+                "change LAKE_URI in .chalice/config.json and the bucket in .chalice/policy-*.json"
+            ) from error
+        raise
+    return True
+
+
+def _strip_bucket_key(configuration: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    # S3 reports BucketKeyEnabled: false for SSE-S3 rules; it means nothing without KMS.
+    if configuration is None:
+        return None
+    return [
+        {k: v for k, v in rule.items() if k != "BucketKeyEnabled"}
+        for rule in configuration["Rules"]
+    ]
+
+
+def _get(call: Callable[..., Any], field: str, **kwargs: Any) -> Any:
+    """`call(**kwargs)[field]`, or None when S3 answers that the setting is absent."""
+    try:
+        return call(**kwargs)[field]
+    except ClientError as error:
+        # NoSuchBucketPolicy, NoSuchLifecycleConfiguration, NoSuchPublicAccessBlockConfiguration,
+        # ServerSideEncryptionConfigurationNotFoundError: all mean "not set".
+        code = error.response.get("Error", {}).get("Code", "")
+        if code.startswith("NoSuch") or code.endswith("NotFoundError"):
+            return None
+        raise
+
+
+# --- the catalog ----------------------------------------------------------------------------
+
+
+def ensure_database(glue: Any, database: str) -> list[str]:
+    try:
+        glue.get_database(Name=database)
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_database(
+            DatabaseInput={"Name": database, "Description": "spotify-etl: the curated tables"}
+        )
+        return [f"created Glue database {database}"]
+    return []
+
+
+def table_input(table: Table, lake: Lake) -> dict[str, Any]:
+    """The Glue definition of `table`, from the same columns the transform writes with.
+
+    Date-typed partition projection makes a new partition queryable the moment its file is
+    written: no crawler, no `MSCK REPAIR`, no partition API calls.
+    """
+    part = table.partition.name
+    location = lake.uri(f"curated/{table.name}/")
+    return {
+        "Name": table.name,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "EXTERNAL": "TRUE",
+            "classification": "parquet",
+            "parquet.compression": "SNAPPY",
+            "projection.enabled": "true",
+            f"projection.{part}.type": "date",
+            f"projection.{part}.format": "yyyy-MM-dd",
+            f"projection.{part}.range": PROJECTION_RANGE,
+            f"projection.{part}.interval": "1",
+            f"projection.{part}.interval.unit": "DAYS",
+            "storage.location.template": f"{location}{part}=${{{part}}}/",
+        },
+        "PartitionKeys": glue_partition_keys(table),
+        "StorageDescriptor": {
+            "Columns": glue_columns(table),
+            "Location": location,
+            "InputFormat": PARQUET_INPUT,
+            "OutputFormat": PARQUET_OUTPUT,
+            "SerdeInfo": {
+                "SerializationLibrary": PARQUET_SERDE,
+                "Parameters": {"serialization.format": "1"},
+            },
+        },
+    }
+
+
+def ensure_tables(glue: Any, database: str, lake: Lake) -> list[str]:
+    changed = []
+    for table in TABLES.values():
+        wanted = table_input(table, lake)
+        try:
+            current = glue.get_table(DatabaseName=database, Name=table.name)["Table"]
+        except glue.exceptions.EntityNotFoundException:
+            glue.create_table(DatabaseName=database, TableInput=wanted)
+            changed.append(f"created Glue table {database}.{table.name}")
+            continue
+        if _table_differs(current, wanted):
+            glue.update_table(DatabaseName=database, TableInput=wanted)
+            changed.append(f"updated Glue table {database}.{table.name}")
+    return changed
+
+
+def _table_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    descriptor, wanted_descriptor = (
+        current.get("StorageDescriptor", {}),
+        wanted["StorageDescriptor"],
+    )
+    return (
+        current.get("TableType") != wanted["TableType"]
+        or current.get("Parameters", {}) != wanted["Parameters"]
+        or current.get("PartitionKeys", []) != wanted["PartitionKeys"]
+        or any(descriptor.get(k) != v for k, v in wanted_descriptor.items())
+    )
+
+
+def ensure_views(athena: Any, glue: Any, config: Config, *, wait_seconds: float) -> list[str]:
+    """The `*_latest` views, created through Athena from the SQL source the local engine uses.
+
+    A view whose stored SQL already matches is left alone. (Athena keeps a view in Glue as a
+    `VIRTUAL_VIEW` whose `ViewOriginalText` wraps the definition; see `view_sql`.)
+    """
+    from chalicelib.queries import view_definitions
+
+    changed = []
+    for name, statement in sorted(view_definitions("athena").items()):
+        if view_sql(glue, config.glue_database, name) == _normal(view_body(name, statement)):
+            continue
+        run_athena(
+            athena,
+            statement,
+            database=config.glue_database,
+            workgroup=config.athena_workgroup,
+            wait_seconds=wait_seconds,
+        )
+        changed.append(f"created Athena view {config.glue_database}.{name}")
+    return changed
+
+
+def view_body(name: str, statement: str) -> str:
+    """The SELECT of a `CREATE OR REPLACE VIEW <name> AS <select>` statement."""
+    head = f"CREATE OR REPLACE VIEW {name} AS"
+    if not statement.startswith(head):
+        raise BootstrapError(f"view {name}: expected a statement starting with {head!r}")
+    return statement.removeprefix(head).strip()
+
+
+def view_sql(glue: Any, database: str, name: str) -> str | None:
+    """The SQL of an Athena view as Glue holds it, or None when there is no such view."""
+    try:
+        table = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        return None
+    text = table.get("ViewOriginalText", "")
+    marker = "/* Presto View: "
+    if table.get("TableType") != "VIRTUAL_VIEW" or not text.startswith(marker):
+        return None
+    encoded = text.removeprefix(marker).removesuffix(" */")
+    return _normal(json.loads(base64.b64decode(encoded))["originalSql"])
+
+
+def _normal(sql: str) -> str:
+    return " ".join(sql.split()).rstrip(";")
+
+
+def run_athena(
+    athena: Any,
+    sql: str,
+    *,
+    database: str,
+    workgroup: str,
+    wait_seconds: float,
+    poll_seconds: float = 0.5,
+) -> str:
+    """Run one statement and wait for it: its execution id, or Athena's reason as an error."""
+    execution_id = athena.start_query_execution(
+        QueryString=sql,
+        QueryExecutionContext={"Database": database},
+        WorkGroup=workgroup,
+    )["QueryExecutionId"]
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        status = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"][
+            "Status"
+        ]
+        if status["State"] == "SUCCEEDED":
+            return str(execution_id)
+        if status["State"] in {"FAILED", "CANCELLED"}:
+            reason = status.get("StateChangeReason", "no reason given")
+            raise BootstrapError(f"Athena {status['State']}: {reason}\n{sql}")
+        if time.monotonic() > deadline:
+            raise BootstrapError(f"Athena query {execution_id} still running after {wait_seconds}s")
+        time.sleep(poll_seconds)
+
+
+# --- Athena ---------------------------------------------------------------------------------
+
+
+def workgroup_configuration(lake: Lake) -> dict[str, Any]:
+    """Results in the lake bucket, encrypted, enforced for every client; a per-query cutoff."""
+    return {
+        "ResultConfiguration": {
+            "OutputLocation": lake.uri(ATHENA_RESULTS_PREFIX),
+            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+        },
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+        "BytesScannedCutoffPerQuery": BYTES_SCANNED_CUTOFF,
+    }
+
+
+def ensure_workgroup(athena: Any, name: str, lake: Lake) -> list[str]:
+    wanted = workgroup_configuration(lake)
+    if name not in _workgroups(athena):
+        athena.create_work_group(
+            Name=name, Configuration=wanted, Description="spotify-etl named queries"
+        )
+        return [f"created Athena workgroup {name}"]
+    configuration = athena.get_work_group(WorkGroup=name)["WorkGroup"].get("Configuration", {})
+    if all(configuration.get(k) == v for k, v in wanted.items()):
+        return []
+    athena.update_work_group(
+        WorkGroup=name,
+        ConfigurationUpdates={
+            "ResultConfigurationUpdates": wanted["ResultConfiguration"],
+            "EnforceWorkGroupConfiguration": wanted["EnforceWorkGroupConfiguration"],
+            "PublishCloudWatchMetricsEnabled": wanted["PublishCloudWatchMetricsEnabled"],
+            "BytesScannedCutoffPerQuery": wanted["BytesScannedCutoffPerQuery"],
+        },
+    )
+    return [f"updated Athena workgroup {name}"]
+
+
+def _workgroups(athena: Any) -> set[str]:
+    # Listing, not GetWorkGroup: an unknown name is an InvalidRequestException on AWS, which
+    # also means other things; the list answers the one question asked.
+    names: set[str] = set()
+    kwargs: dict[str, str] = {}
+    while True:
+        page = athena.list_work_groups(**kwargs)
+        names |= {w["Name"] for w in page["WorkGroups"]}
+        if not page.get("NextToken"):
+            return names
+        kwargs["NextToken"] = page["NextToken"]
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def ensure_secrets(store: secrets.SecretStore, config: Config, out: Out) -> list[str]:
+    """The Spotify app's id and secret (from the environment) and a signing key (generated).
+
+    Values are never printed. A value missing from both the store and the environment is left
+    for the user, with the command that fills it.
+    """
+    changed = []
+    given = {
+        secrets.CLIENT_ID: (config.spotify_client_id, "SPOTIPY_CLIENT_ID"),
+        secrets.CLIENT_SECRET: (config.spotify_client_secret, "SPOTIPY_CLIENT_SECRET"),
+    }
+    for name, (value, variable) in given.items():
+        current = store.get(name)
+        if value and value != current:
+            store.put(name, value)
+            changed.append(
+                f"secret {name} {'set' if current is None else 'replaced'} from ${variable}"
+            )
+        elif current is None:
+            out(
+                f"  missing: secret {name}. Run bootstrap again with {variable} set "
+                "(the Spotify app's settings page shows it)."
+            )
+    if store.get(secrets.SIGNING_KEY) is None:
+        store.put(secrets.SIGNING_KEY, random_secrets.token_urlsafe(32))
+        changed.append(f"secret {secrets.SIGNING_KEY} generated")
+    return changed
+
+
+# --- optional crawler -----------------------------------------------------------------------
+
+
+CRAWLER_TABLE_PREFIX = "crawled_"
+CRAWLER_POLICY_NAME = "crawl-curated"
+CRAWLER_GLUE_ACTIONS = [
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+    "glue:CreatePartition",
+    "glue:BatchCreatePartition",
+    "glue:UpdatePartition",
+    "glue:BatchUpdatePartition",
+]
+
+
+def crawler_role_trust() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "glue.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def crawler_policy(lake: Lake, database: str) -> dict[str, Any]:
+    """The crawler reads `curated/` and writes only its own `crawled_*` tables.
+
+    Written out instead of AWS's AWSGlueServiceRole, which grants Glue on every database.
+    """
+    glue = "arn:aws:glue:*:*:"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [f"arn:aws:s3:::{lake.bucket}"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{lake.bucket}/{lake.prefix}curated/*"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": CRAWLER_GLUE_ACTIONS,
+                "Resource": [
+                    f"{glue}catalog",
+                    f"{glue}database/{database}",
+                    f"{glue}table/{database}/{CRAWLER_TABLE_PREFIX}*",
+                ],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [
+                    "arn:aws:logs:*:*:log-group:/aws-glue/crawlers",
+                    "arn:aws:logs:*:*:log-group:/aws-glue/crawlers:*",
+                ],
+            },
+        ],
+    }
+
+
+def crawler_input(name: str, role_arn: str, database: str, lake: Lake) -> dict[str, Any]:
+    """Schema inference as in the original design, beside (never over) the defined tables.
+
+    Its tables get a `crawled_` prefix: the tables bootstrap defines stay the one source of
+    truth, and projection already makes their partitions visible.
+    """
+    return {
+        "Name": name,
+        "Role": role_arn,
+        "DatabaseName": database,
+        "TablePrefix": CRAWLER_TABLE_PREFIX,
+        "Targets": {"S3Targets": [{"Path": lake.uri(f"curated/{table}/")} for table in TABLES]},
+        "Schedule": "cron(30 6 * * ? *)",  # after the 06:00 UTC daily snapshot
+        "SchemaChangePolicy": {
+            "UpdateBehavior": "UPDATE_IN_DATABASE",
+            "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+        },
+    }
+
+
+def ensure_crawler(glue: Any, iam: Any, config: Config, lake: Lake, stage: str) -> list[str]:
+    """An optional Glue crawler over `curated/`, with a role that can do only that."""
+    changed = []
+    role_name = f"spotify-etl-{stage}-crawler"
+    try:
+        role_arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role_arn = iam.create_role(
+            RoleName=role_name, AssumeRolePolicyDocument=json.dumps(crawler_role_trust())
+        )["Role"]["Arn"]
+        changed.append(f"created IAM role {role_name}")
+    wanted_policy = crawler_policy(lake, config.glue_database)
+    try:
+        current_policy = iam.get_role_policy(RoleName=role_name, PolicyName=CRAWLER_POLICY_NAME)[
+            "PolicyDocument"
+        ]
+    except iam.exceptions.NoSuchEntityException:
+        current_policy = None
+    if isinstance(current_policy, str):  # boto3 decodes it; some endpoints send it as text
+        current_policy = json.loads(current_policy)
+    if current_policy != wanted_policy:
+        iam.put_role_policy(
+            RoleName=role_name,
+            PolicyName=CRAWLER_POLICY_NAME,
+            PolicyDocument=json.dumps(wanted_policy),
+        )
+        changed.append(f"IAM role {role_name}: may read curated/ and write crawled_* tables")
+
+    name = f"spotify-etl-{stage}-curated"
+    wanted = crawler_input(name, role_arn, config.glue_database, lake)
+    try:
+        current_crawler = glue.get_crawler(Name=name)["Crawler"]
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_crawler(**wanted)
+        return [*changed, f"created Glue crawler {name}"]
+    if _crawler_differs(current_crawler, wanted):
+        glue.update_crawler(**wanted)
+        changed.append(f"updated Glue crawler {name}")
+    return changed
+
+
+def _crawler_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    schedule = current.get("Schedule", {}).get("ScheduleExpression")
+    paths = [t["Path"] for t in current.get("Targets", {}).get("S3Targets", [])]
+    return (
+        current.get("Role") != wanted["Role"]
+        or current.get("DatabaseName") != wanted["DatabaseName"]
+        or current.get("TablePrefix") != wanted["TablePrefix"]
+        or schedule != wanted["Schedule"]
+        or paths != [t["Path"] for t in wanted["Targets"]["S3Targets"]]
+        or current.get("SchemaChangePolicy") != wanted["SchemaChangePolicy"]
+    )

@@ -1,0 +1,193 @@
+"""`spotify-etl doctor --stage S`: check a real deployment end to end.
+
+What offline tests cannot prove is checked here against the account itself: the secrets are
+readable, the catalog holds every table and view, Athena answers a query, the schedules and the
+S3 trigger are wired to the deployed functions. Each check reports on its own, so one failure
+does not hide the others; nothing is changed and no secret value is printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import bootstrap, secrets
+from chalicelib.config import Config
+from chalicelib.layout import RAW_PREFIX, RAW_SUFFIX
+from chalicelib.tables import LATEST_VIEWS, TABLES
+
+APP_NAME = "spotify-etl"
+QUERY_WAIT_SECONDS = 60.0
+# Partition-pruned: scans one day of one table, yet touches Glue, projection, S3 and results.
+PROBE_QUERY = "SELECT count(*) FROM plays WHERE played_date = current_date"
+
+
+class Problem(Exception):
+    """A check that failed; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.check}: {self.detail}"
+
+
+def check_stage(config: Config, *, stage: str, out: Callable[[str], None] = print) -> bool:
+    """The CLI's `doctor --stage S`: checks the stage in the caller's account and region."""
+    import boto3
+
+    from app import app as chalice_app  # the schedules as the app declares them
+
+    deployed = bootstrap.stage_config(stage, config)
+    session = boto3.session.Session(region_name=deployed.aws_region)
+    findings = run_checks(
+        deployed, session.client, stage=stage, schedules=declared_schedules(chalice_app)
+    )
+    for finding in findings:
+        out(finding.line())
+    healthy = all(f.ok for f in findings)
+    out("All checks passed." if healthy else "Some checks failed: see above.")
+    return healthy
+
+
+def declared_schedules(app: Any) -> dict[str, str]:
+    """Handler name -> schedule expression, for every `@app.schedule` of the Chalice app."""
+    found = {}
+    for source in app.event_sources:
+        expression = getattr(source, "schedule_expression", None)
+        if expression is not None:
+            found[source.name] = (
+                expression if isinstance(expression, str) else expression.to_string()
+            )
+    return found
+
+
+def run_checks(
+    config: Config,
+    clients: bootstrap.Clients,
+    *,
+    stage: str,
+    schedules: Mapping[str, str],
+    query_wait_seconds: float = QUERY_WAIT_SECONDS,
+) -> list[Finding]:
+    """Every check, in order; each one's failure is reported, never raised."""
+    lake = bootstrap.Lake.from_uri(config.lake_uri)
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("secrets", lambda: check_secrets(clients("ssm"), config)),
+        ("catalog", lambda: check_catalog(clients("glue"), config.glue_database)),
+        (
+            "athena",
+            lambda: check_query(clients("athena"), config, wait_seconds=query_wait_seconds),
+        ),
+        ("schedules", lambda: check_schedules(clients("events"), stage, schedules)),
+        ("transform trigger", lambda: check_trigger(clients("s3"), lake, stage)),
+        ("extract function", lambda: check_function(clients("lambda"), config)),
+    ]
+    findings = []
+    for name, check in checks:
+        try:
+            findings.append(Finding(name, True, check()))
+        except Problem as problem:
+            findings.append(Finding(name, False, str(problem)))
+        except Exception as error:  # an AWS error is a finding too (AccessDenied, ...)
+            findings.append(Finding(name, False, _aws_error(error)))
+    return findings
+
+
+def check_secrets(ssm: Any, config: Config) -> str:
+    from chalicelib import users
+
+    store = secrets.SsmSecretStore(ssm, config.secrets_path or secrets.DEFAULT_SSM_PATH)
+    wanted = (secrets.CLIENT_ID, secrets.CLIENT_SECRET, secrets.SIGNING_KEY)
+    missing = [name for name in wanted if not store.get(name)]
+    if missing:
+        raise Problem(
+            f"missing {', '.join(missing)} under {store.path}: run bootstrap with "
+            "SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET set"
+        )
+    connected = users.stored_user_ids(store)
+    if not connected:
+        raise Problem("no connected user: open /auth/login in a browser")
+    return f"app secrets and signing key readable; {len(connected)} connected user(s)"
+
+
+def check_catalog(glue: Any, database: str) -> str:
+    present = set()
+    for page in glue.get_paginator("get_tables").paginate(DatabaseName=database):
+        present |= {table["Name"] for table in page["TableList"]}
+    missing = [name for name in (*TABLES, *LATEST_VIEWS) if name not in present]
+    if missing:
+        raise Problem(f"{database} lacks {', '.join(missing)}: run bootstrap")
+    return f"{database} holds {len(TABLES)} tables and {len(LATEST_VIEWS)} views"
+
+
+def check_query(athena: Any, config: Config, *, wait_seconds: float) -> str:
+    try:
+        execution_id = bootstrap.run_athena(
+            athena,
+            PROBE_QUERY,
+            database=config.glue_database,
+            workgroup=config.athena_workgroup,
+            wait_seconds=wait_seconds,
+        )
+    except bootstrap.BootstrapError as error:
+        raise Problem(str(error)) from None
+    return f"a query ran in workgroup {config.athena_workgroup} ({execution_id})"
+
+
+def check_schedules(events: Any, stage: str, schedules: Mapping[str, str]) -> str:
+    """Each schedule's rule (Chalice names it `<function>-event`) is on and targets its function."""
+    problems = []
+    for handler, expression in sorted(schedules.items()):
+        function = f"{APP_NAME}-{stage}-{handler}"
+        rule_name = f"{function}-event"
+        try:
+            rule = events.describe_rule(Name=rule_name)
+        except events.exceptions.ResourceNotFoundException:
+            problems.append(f"{rule_name} missing (chalice deploy --stage {stage})")
+            continue
+        if rule.get("ScheduleExpression") != expression:
+            problems.append(f"{rule_name} runs {rule.get('ScheduleExpression')}, not {expression}")
+        if rule.get("State") != "ENABLED":
+            problems.append(f"{rule_name} is {rule.get('State')}")
+        targets = events.list_targets_by_rule(Rule=rule_name)["Targets"]
+        if not any(t["Arn"].endswith(f":function:{function}") for t in targets):
+            problems.append(f"{rule_name} does not target {function}")
+    if problems:
+        raise Problem("; ".join(problems))
+    return ", ".join(f"{h} {e}" for h, e in sorted(schedules.items()))
+
+
+def check_trigger(s3: Any, lake: bootstrap.Lake, stage: str) -> str:
+    function = f"{APP_NAME}-{stage}-transform"
+    wanted = {"prefix": lake.prefix + RAW_PREFIX, "suffix": RAW_SUFFIX}
+    notification = s3.get_bucket_notification_configuration(Bucket=lake.bucket)
+    for trigger in notification.get("LambdaFunctionConfigurations", []):
+        rules = trigger.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+        filters = {rule["Name"].lower(): rule["Value"] for rule in rules}
+        if trigger["LambdaFunctionArn"].endswith(f":function:{function}") and filters == wanted:
+            return f"{lake.bucket}/{wanted['prefix']}*{RAW_SUFFIX} -> {function}"
+    raise Problem(f"no S3 trigger from {lake.uri(RAW_PREFIX)} to {function}: chalice deploy")
+
+
+def check_function(lambda_client: Any, config: Config) -> str:
+    """`POST /runs` invokes this function by name: it must exist."""
+    if not config.extract_function:
+        raise Problem("EXTRACT_FUNCTION is not set for this stage in .chalice/config.json")
+    try:
+        lambda_client.get_function(FunctionName=config.extract_function)
+    except lambda_client.exceptions.ResourceNotFoundException:
+        raise Problem(f"{config.extract_function} not found: chalice deploy") from None
+    return f"{config.extract_function} exists"
+
+
+def _aws_error(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        return f"{response['Error'].get('Code')}: {response['Error'].get('Message')}"
+    return f"{type(error).__name__}: {error}"

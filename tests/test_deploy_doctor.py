@@ -1,0 +1,158 @@
+"""`doctor` against moto, as far as moto goes.
+
+The deployment `chalice deploy` would make is laid out in moto by hand (functions, schedule rules
+named as Chalice names them, the S3 trigger), then `doctor` runs for real against it. moto's
+Athena answers every query without running it, so the query check proves the call path, not SQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from test_bootstrap import register_views_as_athena_does
+
+from chalicelib import bootstrap, doctor, secrets
+from chalicelib.config import Config
+
+REGION = "us-east-1"
+STAGE = "dev"
+CONFIG = bootstrap.stage_config(
+    STAGE,
+    Config(spotify_client_id="app-id", spotify_client_secret="app-secret-value", aws_region=REGION),
+)
+LAKE = bootstrap.Lake.from_uri(CONFIG.lake_uri)
+
+
+def schedules() -> dict[str, str]:
+    import app
+
+    return doctor.declared_schedules(app.app)
+
+
+@pytest.fixture
+def clients() -> Iterator[bootstrap.Clients]:
+    with mock_aws():
+        yield functools.cache(lambda service: boto3.client(service, region_name=REGION))
+
+
+def deploy_as_chalice_would(clients: bootstrap.Clients) -> None:
+    iam, lambda_client, events, s3 = (clients(s) for s in ("iam", "lambda", "events", "s3"))
+    role = iam.create_role(
+        RoleName="spotify-etl-dev",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "")
+    arns = {}
+    for handler in (*schedules(), "extract", "transform"):
+        arns[handler] = lambda_client.create_function(
+            FunctionName=f"spotify-etl-{STAGE}-{handler}",
+            Runtime="python3.11",
+            Role=role,
+            Handler=f"app.{handler}",
+            Code={"ZipFile": code.getvalue()},
+        )["FunctionArn"]
+    for handler, expression in schedules().items():
+        rule = f"spotify-etl-{STAGE}-{handler}-event"
+        events.put_rule(Name=rule, ScheduleExpression=expression)
+        events.put_targets(Rule=rule, Targets=[{"Id": "1", "Arn": arns[handler]}])
+    s3.put_bucket_notification_configuration(
+        Bucket=LAKE.bucket,
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {
+                    "LambdaFunctionArn": arns["transform"],
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": "raw/"},
+                                {"Name": "suffix", "Value": ".json.gz"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
+
+
+def connect_a_user(clients: bootstrap.Clients) -> None:
+    store = secrets.SsmSecretStore(clients("ssm"), CONFIG.secrets_path)
+    store.put(secrets.refresh_token_name("someone"), "R-refresh")
+
+
+def check(clients: bootstrap.Clients) -> dict[str, doctor.Finding]:
+    findings = doctor.run_checks(CONFIG, clients, stage=STAGE, schedules=schedules())
+    return {f.check: f for f in findings}
+
+
+def test_the_schedules_are_read_from_the_app() -> None:
+    assert schedules() == {
+        "poll_history": "rate(30 minutes)",
+        "daily_snapshot": "cron(0 6 * * ? *)",
+        "reconcile": "rate(1 hour)",
+    }
+
+
+def test_nothing_deployed_fails_every_check_without_raising(clients: bootstrap.Clients) -> None:
+    findings = check(clients)
+    assert list(findings) == [
+        "secrets",
+        "catalog",
+        "athena",
+        "schedules",
+        "transform trigger",
+        "extract function",
+    ]
+    assert not any(f.ok for f in findings.values())
+    assert "run bootstrap" in findings["secrets"].detail
+    assert "chalice deploy" in findings["schedules"].detail
+
+
+def test_bootstrapped_but_not_deployed(clients: bootstrap.Clients) -> None:
+    bootstrap.bootstrap(CONFIG, clients, stage=STAGE, out=lambda _: None)
+    findings = check(clients)
+    # moto registers no views (its Athena runs no DDL): doctor says so, as it would on AWS.
+    assert "tracks_latest" in findings["catalog"].detail
+    register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
+    findings = check(clients)
+    assert findings["catalog"].ok
+    assert findings["athena"].ok
+    assert not findings["secrets"].ok
+    assert "no connected user" in findings["secrets"].detail
+    assert not findings["schedules"].ok
+    assert not findings["extract function"].ok
+
+
+def test_a_healthy_deployment_passes(clients: bootstrap.Clients) -> None:
+    bootstrap.bootstrap(CONFIG, clients, stage=STAGE, out=lambda _: None)
+    register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
+    deploy_as_chalice_would(clients)
+    connect_a_user(clients)
+    findings = check(clients)
+    assert {name: f.ok for name, f in findings.items()} == dict.fromkeys(findings, True)
+    assert "1 connected user" in findings["secrets"].detail
+    lines = "\n".join(f.line() for f in findings.values())
+    for value in ("app-secret-value", "R-refresh"):
+        assert value not in lines
+
+
+def test_a_disabled_or_changed_schedule_is_found(clients: bootstrap.Clients) -> None:
+    bootstrap.bootstrap(CONFIG, clients, stage=STAGE, out=lambda _: None)
+    deploy_as_chalice_would(clients)
+    events: Any = clients("events")
+    events.disable_rule(Name="spotify-etl-dev-reconcile-event")
+    events.put_rule(Name="spotify-etl-dev-poll_history-event", ScheduleExpression="rate(1 day)")
+    detail = check(clients)["schedules"].detail
+    assert "spotify-etl-dev-reconcile-event is DISABLED" in detail
+    assert "runs rate(1 day), not rate(30 minutes)" in detail

@@ -1,0 +1,129 @@
+"""`chalice package --stage dev --pkg-format terraform`: the wiring as Chalice itself emits it.
+
+CloudFormation output cannot express `@app.on_s3_event`, Terraform output can. Packaging needs a
+region but no credentials; it downloads Lambda wheels for spotipy from PyPI. Nothing is deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "dev"
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"][STAGE]
+ZIP_BUDGET = 10 * 1024 * 1024  # the deployment zip, compressed
+UNZIPPED_BUDGET = 50 * 1024 * 1024
+# Heavy libraries that must not ride in every function: the transform gets pandas/pyarrow from its
+# layer, duckdb is local-only.
+HEAVY = {"pandas", "pyarrow", "numpy", "duckdb"}
+# pip's words for "could not reach the index": the only failure that skips instead of failing.
+OFFLINE_MARKERS = ("NewConnectionError", "Temporary failure in name resolution", "No route to host")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("terraform")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and k not in {"SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET"}
+    }
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    chalice = Path(sys.executable).parent / "chalice"
+    done = subprocess.run(
+        [str(chalice), "package", "--stage", STAGE, "--pkg-format", "terraform", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    if done.returncode != 0:
+        if any(marker in done.stderr for marker in OFFLINE_MARKERS):
+            pytest.skip(f"chalice package could not reach PyPI for Lambda wheels: {done.stderr}")
+        pytest.fail(f"chalice package failed:\n{done.stdout}\n{done.stderr}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def resources(package: Path) -> dict[str, Any]:
+    return json.loads((package / "chalice.tf.json").read_text())["resource"]
+
+
+def function_of(target: str) -> str:
+    """`${aws_lambda_function.transform.arn}` → `transform`."""
+    return target.removeprefix("${aws_lambda_function.").removesuffix(".arn}")
+
+
+def test_functions_are_the_configured_ones(resources: dict[str, Any]) -> None:
+    assert set(resources["aws_lambda_function"]) == set(CONFIG["lambda_functions"])
+    for name, function in resources["aws_lambda_function"].items():
+        # The API handler is named after the app; policies and log groups rely on these names.
+        suffix = "" if name == "api_handler" else f"-{name}"
+        assert function["function_name"] == f"spotify-etl-{STAGE}{suffix}"
+        assert function["environment"]["variables"] == CONFIG["environment_variables"]
+
+
+def test_schedules(resources: dict[str, Any]) -> None:
+    rules = resources["aws_cloudwatch_event_rule"]
+    targets = resources["aws_cloudwatch_event_target"]
+    schedule = {
+        function_of(targets[rule]["arn"]): rules[rule]["schedule_expression"] for rule in rules
+    }
+    assert schedule == {
+        "poll_history": "rate(30 minutes)",
+        "daily_snapshot": "cron(0 6 * * ? *)",  # UTC
+        "reconcile": "rate(1 hour)",
+    }
+
+
+def test_transform_listens_to_raw_objects_only(resources: dict[str, Any]) -> None:
+    bucket = load_config(CONFIG["environment_variables"]).lake_uri.removeprefix("s3://")
+    (notification,) = resources["aws_s3_bucket_notification"].values()
+    assert notification["bucket"] == bucket
+    (trigger,) = notification["lambda_function"]
+    assert function_of(trigger["lambda_function_arn"]) == "transform"
+    assert trigger["events"] == ["s3:ObjectCreated:*"]
+    assert (trigger["filter_prefix"], trigger["filter_suffix"]) == ("raw/", ".json.gz")
+    permission = resources["aws_lambda_permission"]["transform-s3event"]
+    assert permission["principal"] == "s3.amazonaws.com"
+
+
+def test_memory_timeouts_and_layers(resources: dict[str, Any]) -> None:
+    for name, function in resources["aws_lambda_function"].items():
+        settings = CONFIG["lambda_functions"][name]
+        assert function["memory_size"] == settings["lambda_memory_size"]
+        assert function["timeout"] == settings["lambda_timeout"]
+        assert function.get("layers", []) == settings.get("layers", [])
+        assert function["runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert resources["aws_lambda_function"]["transform"]["layers"]
+
+
+def test_each_role_carries_its_policy_file(resources: dict[str, Any]) -> None:
+    for name, function in resources["aws_lambda_function"].items():
+        role = function["role"].removeprefix("${aws_iam_role.").removesuffix(".arn}")
+        policy = json.loads(resources["aws_iam_role_policy"][role]["policy"])
+        path = ROOT / ".chalice" / CONFIG["lambda_functions"][name]["iam_policy_file"]
+        assert policy == json.loads(path.read_text())
+
+
+def test_deployment_zip_is_small_and_light(package: Path) -> None:
+    path = package / "deployment.zip"
+    assert path.stat().st_size < ZIP_BUDGET
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+    assert sum(info.file_size for info in infos) < UNZIPPED_BUDGET
+    top = {info.filename.split("/")[0] for info in infos}
+    assert not HEAVY & top
+    assert {"app.py", "chalicelib", "spotipy"} <= top
+    assert not {"tests", ".venv", "lake"} & top
