@@ -93,6 +93,16 @@ def get_run(run_id: str) -> dict[str, Any]:
     return api.get_run(services(), run_id)
 
 
+@app.route("/auth/login", methods=["GET"])
+def auth_login() -> Response:
+    return api.auth_login(services(), app.current_request)
+
+
+@app.route("/auth/callback", methods=["GET"])
+def auth_callback() -> Response:
+    return api.auth_callback(services(), app.current_request)
+
+
 @app.route("/users", methods=["GET"], authorizer=AUTHORIZER)
 def list_users() -> dict[str, Any]:
     return api.list_users(services())

@@ -111,6 +111,53 @@ def _dispatch_run(services: Services, payload: dict[str, Any]) -> None:
     thread.start()
 
 
+# --- account connection --------------------------------------------------------------------
+
+
+def auth_login(services: Services, request: Any) -> Response:
+    """`GET /auth/login`: 302 to Spotify's authorize page with a signed, expiring `state`."""
+    from chalicelib import auth
+    from chalicelib.secrets import open_secrets
+
+    if services.config.stage == "local":  # deployed stages get their key from bootstrap
+        auth.ensure_signing_key(open_secrets(services))
+    try:
+        url = auth.login_redirect(services, redirect_uri=_redirect_uri(services, request))
+    except auth.AuthError as error:
+        return _auth_error(error)
+    return Response(body="", status_code=302, headers={"Location": url})
+
+
+def auth_callback(services: Services, request: Any) -> Response:
+    """`GET /auth/callback`: verify `state`, exchange the code, store the refresh token."""
+    from chalicelib import auth
+
+    query = dict(request.query_params or {})
+    try:
+        user_id = auth.complete_callback(
+            services, query, redirect_uri=_redirect_uri(services, request)
+        )
+    except auth.AuthError as error:
+        return _auth_error(error)
+    return Response(body={"user_id": user_id, "status": "connected"}, status_code=200)
+
+
+def _redirect_uri(services: Services, request: Any) -> str:
+    """The configured redirect URI, else this API's own `/auth/callback`."""
+    if services.config.spotify_redirect_uri:
+        return services.config.spotify_redirect_uri
+    host = request.headers.get("host", "localhost")
+    if services.config.stage == "local":
+        return f"http://{host}/auth/callback"
+    stage = (request.context or {}).get("stage", "api")
+    return f"https://{host}/{stage}/auth/callback"
+
+
+def _auth_error(error: Exception) -> Response:
+    status = int(getattr(error, "status", 400))
+    return Response(body={"Code": type(error).__name__, "Message": str(error)}, status_code=status)
+
+
 # --- users --------------------------------------------------------------------------------
 
 
@@ -147,7 +194,7 @@ def run_query(services: Services, name: str, params: dict[str, str] | None) -> R
     from chalicelib import queries
 
     try:
-        answer = queries.open_engine(services).run(name, dict(params or {}))
+        answer = services.query_engine.run(name, dict(params or {}))
     except queries.UnknownQuery as error:
         raise NotFoundError(str(error)) from error
     except queries.QueryParameterError as error:
@@ -163,7 +210,7 @@ def get_execution(services: Services, execution_id: str) -> Response:
     if not _EXECUTION_ID.match(execution_id):
         raise BadRequestError(f"not an execution id: {execution_id!r}")
     try:
-        answer = queries.open_engine(services).get_execution(execution_id)
+        answer = services.query_engine.get_execution(execution_id)
     except queries.UnknownExecution as error:
         raise NotFoundError(str(error)) from error
     except queries.QueryFailedError as error:

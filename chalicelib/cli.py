@@ -21,6 +21,10 @@ class UsageError(Exception):
     """Bad usage: exit 2 with the message."""
 
 
+class CommandFailed(Exception):
+    """The command could not do its job: exit 1 with the message."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -29,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"spotify-etl: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except CommandFailed as error:
+        print(f"spotify-etl: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
@@ -157,7 +164,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     config = load_config()
     services = services_module.Services(config)
     try:
-        answer = queries.open_engine(services).run(args.name, params)
+        answer = services.query_engine.run(args.name, params)
     except queries.UnknownQuery as error:
         raise UsageError(str(error)) from error
     except queries.QueryParameterError as error:
@@ -180,12 +187,15 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from chalicelib import connect
+    from chalicelib import auth, connect
 
     config = load_config()
     if not config.has_spotify_app:
-        raise UsageError("set SPOTIPY_CLIENT_ID, SPOTIPY_CLIENT_SECRET and SPOTIPY_REDIRECT_URI")
-    user_id = connect.run_local_connect(services_module.Services(config), port=args.port)
+        raise UsageError("set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (see README)")
+    try:
+        user_id = connect.run_local_connect(services_module.Services(config), port=args.port)
+    except (connect.ConnectError, auth.AuthError) as error:
+        raise CommandFailed(str(error)) from error
     print(f"connected Spotify user {user_id}")
     return EXIT_OK
 
@@ -193,8 +203,12 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from chalicelib import bootstrap
 
-    config = load_config()
-    bootstrap.bootstrap_stage(config, stage=args.stage, with_crawler=args.with_crawler, out=print)
+    try:
+        bootstrap.bootstrap_stage(
+            load_config(), stage=args.stage, with_crawler=args.with_crawler, out=print
+        )
+    except bootstrap.BootstrapError as error:
+        raise CommandFailed(str(error)) from error
     return EXIT_OK
 
 

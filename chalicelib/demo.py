@@ -67,10 +67,9 @@ def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
 
 
 def _print_answers(services: services_module.Services, days: int, out: Out) -> None:
-    from chalicelib import queries
     from chalicelib.report import render
 
-    engine = queries.open_engine(services)
+    engine = services.query_engine
     first = (DEMO_START - timedelta(days=2)).date().isoformat()
     last = (DEMO_START + timedelta(days=days - 1)).date().isoformat()
     snapshot_day = (DEMO_START + timedelta(days=days - 1)).date().isoformat()

@@ -45,6 +45,13 @@ class Services:
     def storage(self) -> Storage:
         return open_storage(self.config.lake_uri, lambda: self.client("s3"), on_put=self.on_put)
 
+    @functools.cached_property
+    def query_engine(self) -> Any:
+        """Athena or DuckDB, as configured; one per process so executions can be looked up."""
+        from chalicelib import queries
+
+        return queries.open_engine(self)
+
 
 _current: Services | None = None
 
