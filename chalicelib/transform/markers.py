@@ -1,0 +1,47 @@
+"""Transform markers (`runs/transformed/...`) and quarantine reports (`quarantine/...`).
+
+A marker says a raw object is done or quarantined; `GET /runs/{id}` reads it, and reconcile
+re-drives every raw object that has none. A quarantine report says why a raw object could not be
+read; the raw object itself stays where it is.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import layout
+from chalicelib.storage import Storage, dump_json
+
+DONE, QUARANTINED = "done", "quarantined"
+
+
+def write_marker(
+    storage: Storage,
+    raw_key: str,
+    status: str,
+    *,
+    reason: str | None = None,
+    rows: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Write (or rewrite: a re-drive may finish twice) the marker of `raw_key`; return it."""
+    marker = {
+        "raw_key": raw_key,
+        "status": status,
+        "reason": reason,
+        "rows": rows or {},
+        "transformed_at": layout.iso(datetime.now(UTC)),
+    }
+    storage.put(layout.marker_key(raw_key), dump_json(marker), content_type="application/json")
+    return marker
+
+
+def has_marker(storage: Storage, raw_key: str) -> bool:
+    return storage.get(layout.marker_key(raw_key)) is not None
+
+
+def quarantine(storage: Storage, raw_key: str, reason: str) -> dict[str, Any]:
+    """Report why `raw_key` cannot be transformed, then mark it quarantined."""
+    report = {"raw_key": raw_key, "reason": reason, "at": layout.iso(datetime.now(UTC))}
+    storage.put(layout.quarantine_key(raw_key), dump_json(report), content_type="application/json")
+    return write_marker(storage, raw_key, QUARANTINED, reason=reason)

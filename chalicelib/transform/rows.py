@@ -1,0 +1,278 @@
+"""A raw envelope → rows per curated table (contract §4). Pure: no I/O.
+
+Each 2xx answer is read according to its request path, whatever the dataset, and every embedded
+track, album and artist also becomes a dimension row. A snapshot table (`playlists`,
+`playlist_items`, `top_items`) appears in the result — possibly with no rows — only when the run
+actually read its listing; absent means "this run says nothing", so an older snapshot stands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from chalicelib.tables import TABLES
+from chalicelib.transform import objects
+from chalicelib.transform.merge import dedupe
+from chalicelib.transform.objects import Row, ShapeError, mapping, object_list
+from chalicelib.transform.raw import Answer, Envelope, Run
+
+_PLAYLIST_ITEMS = re.compile(r"^playlists/(?P<id>[^/]+)/(?:items|tracks)$")
+_TOP = re.compile(r"^me/top/(?P<type>artists|tracks)$")
+_ARTIST = re.compile(r"^artists/(?P<id>[^/]+)$")
+
+# Spotify's default when a request names no `time_range`.
+DEFAULT_TIME_RANGE = "medium_term"
+
+
+def envelope_rows(envelope: Envelope, reused: Mapping[str, Envelope]) -> dict[str, list[Row]]:
+    """Rows per table, partition column included, deduplicated on each table's key.
+
+    `reused` maps the raw keys named in `meta.reused_items` to their envelopes: the unchanged
+    playlists' item pages are read from there.
+    """
+    rows = _Rows(envelope.run)
+    listed_playlists: list[Row] = []
+    items_read: set[str] = set()
+    for answer in envelope.answers:
+        body = answer.body
+        if not _is_read(answer.path):
+            continue  # an answer the tables do not use (e.g. `me`): recorded, not read
+        if not isinstance(body, dict):
+            raise ShapeError(f"{answer.path}: the body is not a JSON object")
+        if answer.path == "me/player/recently-played":
+            _plays(rows, body)
+        elif answer.path == "me/playlists":
+            rows.declare("playlists", "playlist_items")
+            listed_playlists.extend(_playlist_rows(rows.run, body))
+        elif match := _PLAYLIST_ITEMS.match(answer.path):
+            _playlist_items(rows, match["id"], answer)
+            items_read.add(match["id"])
+        elif match := _TOP.match(answer.path):
+            _top_items(rows, match["type"].removesuffix("s"), answer)
+        elif answer.path == "me/tracks":
+            _saved_tracks(rows, body, objects.timestamp(envelope.meta.get("known_until")))
+        elif _ARTIST.match(answer.path):
+            rows.artist(body)
+    items_read |= _reused_items(rows, envelope.meta.get("reused_items"), reused)
+    for playlist in listed_playlists:
+        playlist["items_readable"] = playlist["playlist_id"] in items_read
+        rows.add("playlists", playlist)
+    return rows.result()
+
+
+def _is_read(path: str) -> bool:
+    return path in {"me/player/recently-played", "me/playlists", "me/tracks"} or any(
+        pattern.match(path) for pattern in (_PLAYLIST_ITEMS, _TOP, _ARTIST)
+    )
+
+
+def reused_raw_keys(envelope: Envelope) -> set[str]:
+    """The raw objects this envelope borrows unchanged playlists' items from."""
+    reused = envelope.meta.get("reused_items")
+    if not isinstance(reused, dict):
+        return set()
+    return {
+        ref["raw_key"]
+        for ref in reused.values()
+        if isinstance(ref, dict) and isinstance(ref.get("raw_key"), str)
+    }
+
+
+class _Rows:
+    """Collects rows for one run, adding the partition column and the dimensions."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.tables: dict[str, list[Row]] = defaultdict(list)
+
+    def declare(self, *tables: str) -> None:
+        """The run read these snapshot tables' listings: they exist even with no rows."""
+        for table in tables:
+            self.tables.setdefault(table, [])
+
+    def add(self, table: str, row: Row) -> None:
+        partition = TABLES[table].partition.name
+        if partition == "snapshot_date":
+            row["snapshot_date"] = self.run.snapshot_date
+        self.tables[table].append(row)
+
+    def track(self, track: dict[str, Any]) -> None:
+        """A track object: its row, its album, its credited artists in credit order."""
+        row = objects.track_row(track)
+        # Local files and unavailable tracks have no identity; episodes are not tracks.
+        if row["track_id"] is None or objects.is_episode(track):
+            return
+        self.add("tracks", row)
+        self.album(mapping(track.get("album")))
+        for position, artist in enumerate(object_list(track, "artists"), start=1):
+            artist_id = objects.spotify_id(artist or {})
+            if artist_id is None:
+                continue
+            self.add(
+                "track_artists",
+                {"track_id": row["track_id"], "artist_id": artist_id, "artist_position": position},
+            )
+            self.artist(artist or {})
+
+    def album(self, album: dict[str, Any]) -> None:
+        row = objects.album_row(album)
+        if row["album_id"] is None:
+            return
+        self.add("albums", row)
+        for artist in object_list(album, "artists"):
+            self.artist(artist or {})
+
+    def artist(self, artist: dict[str, Any]) -> None:
+        row = objects.artist_row(artist)
+        if row["artist_id"] is not None:
+            self.add("artists", row)
+
+    def result(self) -> dict[str, list[Row]]:
+        return {table: dedupe(TABLES[table], rows) for table, rows in self.tables.items()}
+
+
+def _offset(answer: Answer) -> int:
+    """Where this page starts: the page's own `offset`, else the request's, else 0."""
+    offset = objects.integer(answer.body.get("offset"))
+    if offset is None:
+        try:
+            offset = int(answer.query.get("offset", "0"))
+        except ValueError:
+            offset = 0
+    return offset
+
+
+def _plays(rows: _Rows, body: dict[str, Any]) -> None:
+    for play in object_list(body, "items"):
+        if play is None:
+            continue
+        played_at = objects.timestamp(play.get("played_at"))
+        if played_at is None:  # no key: nothing to count it under
+            continue
+        track = mapping(play.get("track"))
+        context = mapping(play.get("context"))
+        rows.add(
+            "plays",
+            {
+                "user_id": rows.run.user_id,
+                "played_at": played_at,
+                "track_id": objects.spotify_id(track),
+                "context_type": objects.text(context.get("type")),
+                "context_uri": objects.text(context.get("uri")),
+                "played_date": played_at.date().isoformat(),
+            },
+        )
+        rows.track(track)
+
+
+def _playlist_rows(run: Run, body: dict[str, Any]) -> list[Row]:
+    found = []
+    for playlist in object_list(body, "items"):
+        playlist_id = objects.spotify_id(playlist or {})
+        if playlist is None or playlist_id is None:
+            continue
+        # `items` is the new name of the reference, `tracks` the deprecated one.
+        ref = mapping(playlist.get("items")) or mapping(playlist.get("tracks"))
+        found.append(
+            {
+                "user_id": run.user_id,
+                "playlist_id": playlist_id,
+                "name": objects.text(playlist.get("name")),
+                "owner_id": objects.text(mapping(playlist.get("owner")).get("id")),
+                "collaborative": objects.flag(playlist.get("collaborative")),
+                "public": objects.flag(playlist.get("public")),
+                "snapshot_id": objects.text(playlist.get("snapshot_id")),
+                "item_count": objects.integer(ref.get("total")),
+            }
+        )
+    return found
+
+
+def _playlist_items(rows: _Rows, playlist_id: str, answer: Answer) -> None:
+    offset = _offset(answer)
+    for index, entry in enumerate(object_list(answer.body, "items")):
+        if entry is None:
+            continue
+        # `item` is the current key; `track` the deprecated one older answers still use.
+        obj = entry.get("item") if "item" in entry else entry.get("track")
+        if not isinstance(obj, dict):  # unavailable: keeps its slot, yields no row
+            continue
+        local = entry.get("is_local") is True or obj.get("is_local") is True
+        item_type = "local" if local else "episode" if objects.is_episode(obj) else "track"
+        rows.add(
+            "playlist_items",
+            {
+                "user_id": rows.run.user_id,
+                "playlist_id": playlist_id,
+                "position": offset + index + 1,
+                "item_type": item_type,
+                "item_id": None if local else objects.text(obj.get("id")),
+                "item_name": objects.text(obj.get("name")),
+                "added_at": objects.timestamp(entry.get("added_at")),
+                "added_by": objects.text(mapping(entry.get("added_by")).get("id")),
+            },
+        )
+        if item_type == "track":
+            rows.track(obj)
+
+
+def _top_items(rows: _Rows, item_type: str, answer: Answer) -> None:
+    rows.declare("top_items")
+    offset = _offset(answer)
+    time_range = answer.query.get("time_range", DEFAULT_TIME_RANGE)
+    for index, item in enumerate(object_list(answer.body, "items")):
+        item_id = objects.spotify_id(item or {})
+        if item is None or item_id is None:
+            continue
+        rows.add(
+            "top_items",
+            {
+                "user_id": rows.run.user_id,
+                "item_type": item_type,
+                "time_range": time_range,
+                "rank": offset + index + 1,
+                "item_id": item_id,
+            },
+        )
+        if item_type == "track":
+            rows.track(item)
+        else:
+            rows.artist(item)
+
+
+def _saved_tracks(rows: _Rows, body: dict[str, Any], known_until: datetime | None) -> None:
+    for saved in object_list(body, "items"):
+        if saved is None:
+            continue
+        track = mapping(saved.get("track"))
+        rows.track(track)
+        track_id = objects.spotify_id(track)
+        added_at = objects.timestamp(saved.get("added_at"))
+        if track_id is None:
+            continue
+        # Only saves newer than what earlier runs knew: the log holds each save once.
+        if known_until is not None and (added_at is None or added_at <= known_until):
+            continue
+        row = {"user_id": rows.run.user_id, "track_id": track_id, "added_at": added_at}
+        rows.add("saved_tracks", row)
+
+
+def _reused_items(rows: _Rows, reused_items: Any, reused: Mapping[str, Envelope]) -> set[str]:
+    """Item pages of unchanged playlists, read from the raw object that holds them."""
+    if not isinstance(reused_items, dict):
+        return set()
+    read = set()
+    for playlist_id, ref in reused_items.items():
+        source = reused.get(mapping(ref).get("raw_key"))
+        if source is None:
+            continue
+        for answer in source.answers:
+            match = _PLAYLIST_ITEMS.match(answer.path)
+            if match and match["id"] == playlist_id and isinstance(answer.body, dict):
+                _playlist_items(rows, playlist_id, answer)
+                read.add(playlist_id)
+    return read
