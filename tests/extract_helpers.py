@@ -72,8 +72,9 @@ def api_calls(standin: StandIn) -> Counter[str]:
     counted: Counter[str] = Counter()
     for request in standin.requests:
         if request.path.startswith("/v1/"):
-            path = re.sub(r"^/v1/(playlists|artists|albums|tracks)/[^/]+", r"/\1/{id}",
-                          request.path)
+            path = re.sub(
+                r"^/v1/(playlists|artists|albums|tracks)/[^/]+", r"/\1/{id}", request.path
+            )
             counted[f"{request.method} {path.removeprefix('/v1').rstrip('/')}"] += 1
     return counted
 
@@ -82,8 +83,9 @@ def token_calls(standin: StandIn) -> list[str | None]:
     return [r.grant_type for r in standin.requests if r.path == "/api/token"]
 
 
-def envelope_of(services: Services, record: dict[str, Any], dataset: str,
-                user_id: str = DEMO_USER) -> dict[str, Any]:
+def envelope_of(
+    services: Services, record: dict[str, Any], dataset: str, user_id: str = DEMO_USER
+) -> dict[str, Any]:
     """The raw envelope a run wrote for one user and dataset."""
     [key] = record["results"][user_id][dataset]["raw_objects"]
     assert layout.parse_raw_key(key) is not None

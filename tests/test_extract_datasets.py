@@ -57,13 +57,17 @@ def test_plays_fetch_the_newest_50_late_plays_included_and_warn_of_gaps(
     watermark = max(played_ats(first))
 
     # A play from before the watermark that reaches the history only now.
-    late = me.add_play(me.plays[0].item, watermark - timedelta(minutes=1),
-                       visible_at=standin.now + timedelta(minutes=1))
+    late = me.add_play(
+        me.plays[0].item,
+        watermark - timedelta(minutes=1),
+        visible_at=standin.now + timedelta(minutes=1),
+    )
     standin.advance(timedelta(minutes=2))
     second_record = run(svc, standin, ["plays"])
     second = envelope_of(svc, second_record, "plays")
-    assert late.played_at.replace(microsecond=0) in [p.replace(microsecond=0)
-                                                     for p in played_ats(second)]
+    assert late.played_at.replace(microsecond=0) in [
+        p.replace(microsecond=0) for p in played_ats(second)
+    ]
     assert layout.parse_iso(second["meta"]["watermark"]) == watermark
     assert second_record["results"][DEMO_USER]["plays"]["warnings"] == []
 
@@ -91,10 +95,16 @@ def test_playlists_reuse_unchanged_items_and_record_refusals(
     svc = make_services(standin, lake_uri)
     connect(svc, standin)
     world = standin.world
-    owned = [p for p in world.user(DEMO_USER).playlist_ids
-             if world.playlist(p).readable_by(DEMO_USER) and not world.playlist(p).is_editorial]
-    refused = {p: 404 if world.playlist(p).is_editorial else 403
-               for p in world.user(DEMO_USER).playlist_ids if p not in owned}
+    owned = [
+        p
+        for p in world.user(DEMO_USER).playlist_ids
+        if world.playlist(p).readable_by(DEMO_USER) and not world.playlist(p).is_editorial
+    ]
+    refused = {
+        p: 404 if world.playlist(p).is_editorial else 403
+        for p in world.user(DEMO_USER).playlist_ids
+        if p not in owned
+    }
     assert EDITORIAL_PLAYLIST in refused and 403 in refused.values()
 
     first_record = run(svc, standin, ["playlists"])
@@ -153,21 +163,29 @@ def test_envelopes_hold_every_answer_verbatim_with_every_odd_case(
         assert envelope["meta"]["dataset"] == dataset and envelope["meta"]["user_id"] == DEMO_USER
         answers += envelope["responses"]
     for answer in answers:  # the same request again gives the very same answer
-        again = requests.get(answer["request"]["url"],
-                             headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        again = requests.get(
+            answer["request"]["url"], headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
         assert (again.status_code, again.json()) == (answer["status"], answer["body"])
 
-    entries = [e for a in answers if "/items" in a["request"]["url"] and a["status"] == 200
-               for e in a["body"]["items"]]
+    entries = [
+        e
+        for a in answers
+        if "/items" in a["request"]["url"] and a["status"] == 200
+        for e in a["body"]["items"]
+    ]
     objects = [e["item"] for e in entries if e["item"] is not None]
     assert any(e["item"] is None for e in entries)  # no longer available
     assert any(e["is_local"] and e["item"]["id"] is None for e in entries)
     assert any(o["type"] == "episode" for o in objects)
     assert any(e["added_at"] is None for e in entries)
-    per_playlist = Counter((a["request"]["url"].split("/items")[0], o["id"])
-                           for a in answers if "/items" in a["request"]["url"]
-                           and a["status"] == 200
-                           for o in (e["item"] for e in a["body"]["items"]) if o and o["id"])
+    per_playlist = Counter(
+        (a["request"]["url"].split("/items")[0], o["id"])
+        for a in answers
+        if "/items" in a["request"]["url"] and a["status"] == 200
+        for o in (e["item"] for e in a["body"]["items"])
+        if o and o["id"]
+    )
     assert max(per_playlist.values()) > 1  # a track twice in one playlist
     tracks = [o for o in objects if o["type"] == "track" and o["id"]]
     assert any(len(t["artists"]) > 1 for t in tracks)
@@ -299,7 +317,8 @@ def test_artists_with_genres_from_top_artists_need_no_call(
     dropped = sorted(_seen_artists(standin))[:2]
     me.rankings = [
         dataclasses.replace(r, ids=tuple(i for i in r.ids if i not in dropped))
-        if r.item_type == "artists" else r
+        if r.item_type == "artists"
+        else r
         for r in me.rankings
     ]
 
@@ -320,8 +339,11 @@ def test_concurrent_enrichment_runs_never_fetch_an_artist_twice(
     records: list[dict[str, Any]] = []
 
     def enrich() -> None:
-        records.append(run_extraction(svc, datasets=["artists"], run_at=standin.now,
-                                      settings=Settings(artist_budget=100)))
+        records.append(
+            run_extraction(
+                svc, datasets=["artists"], run_at=standin.now, settings=Settings(artist_budget=100)
+            )
+        )
 
     threads = [threading.Thread(target=enrich) for _ in range(3)]
     for thread in threads:

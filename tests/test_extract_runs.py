@@ -95,8 +95,12 @@ def test_schedules_land_every_dataset_with_the_minimum_calls(
     again = app_client.lambda_.invoke("daily_snapshot", schedule_event(app_client)).payload
     assert again["status"] == "succeeded"
     assert api_calls(standin) == Counter(
-        {"GET /me/playlists": 1, "GET /me/top/artists": 3, "GET /me/top/tracks": 3,
-         "GET /me/tracks": 1}
+        {
+            "GET /me/playlists": 1,
+            "GET /me/top/artists": 3,
+            "GET /me/top/tracks": 3,
+            "GET /me/tracks": 1,
+        }
     )
     assert token_calls(standin) == []
 
@@ -107,8 +111,11 @@ def test_a_retried_request_does_not_run_twice(
     svc = make_services(standin, local_lake)
     services.use(svc)
     connect(svc, standin)
-    event = {"run_id": "20261120T120000Z-abcdef", "datasets": ["plays"],
-             "run_at": "2026-11-20T12:00:00.000Z"}
+    event = {
+        "run_id": "20261120T120000Z-abcdef",
+        "datasets": ["plays"],
+        "run_at": "2026-11-20T12:00:00.000Z",
+    }
 
     first = app_client.lambda_.invoke("extract", event).payload
     standin.clear_log()
@@ -195,8 +202,9 @@ def test_a_run_stops_at_its_deadline(standin: StandIn, local_lake: str) -> None:
     svc = make_services(standin, local_lake)
     connect(svc, standin)
 
-    record = runner.run_extraction(svc, datasets=["plays", "top_items"],
-                                   deadline=time.monotonic() - 1)
+    record = runner.run_extraction(
+        svc, datasets=["plays", "top_items"], deadline=time.monotonic() - 1
+    )
 
     assert record["status"] == "failed"
     for outcome in record["results"][DEMO_USER].values():
@@ -207,9 +215,7 @@ def test_a_run_stops_at_its_deadline(standin: StandIn, local_lake: str) -> None:
 def test_no_connected_user_fails_the_run(standin: StandIn, local_lake: str) -> None:
     record = runner.run_extraction(make_services(standin, local_lake))
     assert record["status"] == "failed"
-    assert record["errors"] == [
-        {"reason": "no_users", "message": "no connected user to run for"}
-    ]
+    assert record["errors"] == [{"reason": "no_users", "message": "no connected user to run for"}]
 
 
 def test_unknown_datasets_are_refused(standin: StandIn, local_lake: str) -> None:
@@ -223,8 +229,9 @@ def test_describe_run_reports_transform_state_and_list_is_newest_first(
     svc = make_services(standin, lake_uri)
     connect(svc, standin)
     older = runner.run_extraction(svc, datasets=["plays"], run_at=standin.now)
-    newer = runner.run_extraction(svc, datasets=["saved_tracks", "plays"],
-                                  run_at=standin.now.replace(hour=13))
+    newer = runner.run_extraction(
+        svc, datasets=["saved_tracks", "plays"], run_at=standin.now.replace(hour=13)
+    )
     [plays_raw] = newer["results"][DEMO_USER]["plays"]["raw_objects"]
     marker = {"raw_key": plays_raw, "status": "quarantined", "reason": "bad json", "rows": {}}
     svc.storage.put(layout.marker_key(plays_raw), dump_json(marker))
@@ -239,9 +246,7 @@ def test_describe_run_reports_transform_state_and_list_is_newest_first(
     assert described["results"][DEMO_USER]["saved_tracks"]["transforms"][saved_raw] == {
         "state": "pending"
     }
-    assert [r["run_id"] for r in runs.list_runs(svc.storage)] == [
-        newer["run_id"], older["run_id"]
-    ]
+    assert [r["run_id"] for r in runs.list_runs(svc.storage)] == [newer["run_id"], older["run_id"]]
     assert runs.describe_run(svc.storage, "nope") is None
     # the raw objects are readable envelopes with the contract's meta
     envelope = read_envelope(svc.storage, plays_raw)
@@ -249,19 +254,23 @@ def test_describe_run_reports_transform_state_and_list_is_newest_first(
     assert {"user_id", "dataset", "run_id", "run_at", "fetched_at"} <= set(envelope["meta"])
 
 
-def test_a_running_record_past_its_deadline_reads_failed(
-    local_lake: str, standin: StandIn
-) -> None:
+def test_a_running_record_past_its_deadline_reads_failed(local_lake: str, standin: StandIn) -> None:
     svc = make_services(standin, local_lake)
-    record = {"run_id": "20261120T000000Z-000000", "status": "running",
-              "deadline": "2026-11-20T00:15:00.000Z", "results": {}}
+    record = {
+        "run_id": "20261120T000000Z-000000",
+        "status": "running",
+        "deadline": "2026-11-20T00:15:00.000Z",
+        "results": {},
+    }
     assert runs.create_run(svc.storage, record)
     assert not runs.create_run(svc.storage, record)
 
     assert runs.describe_run(svc.storage, record["run_id"])["status"] == "failed"
     assert runs.effective_status(record, layout.parse_iso("2026-11-20T00:10:00Z")) == "running"
-    assert json.loads(svc.storage.get(layout.run_record_key(record["run_id"])).data)[
-        "status"] == "running"
+    assert (
+        json.loads(svc.storage.get(layout.run_record_key(record["run_id"])).data)["status"]
+        == "running"
+    )
 
 
 def test_a_queued_request_runs_once(standin: StandIn, local_lake: str) -> None:

@@ -96,8 +96,11 @@ def test_concurrent_runs_of_one_user_survive_rotation(standin: StandIn, local_la
     def runs_at_once(count: int) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = []
         threads = [
-            threading.Thread(target=lambda: records.append(
-                run_extraction(svc, datasets=["plays"], sleep=time.sleep)))
+            threading.Thread(
+                target=lambda: records.append(
+                    run_extraction(svc, datasets=["plays"], sleep=time.sleep)
+                )
+            )
             for _ in range(count)
         ]
         for thread in threads:
@@ -124,9 +127,7 @@ def test_the_env_user_is_learnt_once_and_keeps_its_rotated_token_in_state(
 
     first = run_extraction(svc, datasets=["plays"])
     assert first["status"] == "succeeded" and list(first["results"]) == [DEMO_USER]
-    assert api_calls(standin) == Counter(
-        {"GET /me": 1, "GET /me/player/recently-played": 1}
-    )
+    assert api_calls(standin) == Counter({"GET /me": 1, "GET /me/player/recently-played": 1})
     cached = get_json(svc.storage, token_state_key(DEMO_USER))
     assert cached["refresh_token"] != env_token  # the env value was rotated away
 
@@ -151,7 +152,8 @@ def test_a_refused_token_fails_that_user_once_and_leaks_nothing(
     assert record["status"] == "partial"
     friend = record["results"][FRIEND_USER]
     assert {d: o["status"] for d, o in friend.items()} == {
-        "plays": "failed", "saved_tracks": "failed"
+        "plays": "failed",
+        "saved_tracks": "failed",
     }
     assert all(o["errors"][0]["reason"] == "token_refused" for o in friend.values())
     assert all(o["raw_objects"] == [] and o["calls"] == {} for o in friend.values())
@@ -165,8 +167,12 @@ def test_a_refused_token_fails_that_user_once_and_leaks_nothing(
 
 def test_connection_errors_back_off_a_bounded_number_of_times() -> None:
     slept: list[float] = []
-    client = SpotifyClient(Config(spotify_api_url="http://127.0.0.1:9/v1/"), None,
-                           policy=RetryPolicy(request_timeout=1), sleep=slept.append)
+    client = SpotifyClient(
+        Config(spotify_api_url="http://127.0.0.1:9/v1/"),
+        None,
+        policy=RetryPolicy(request_timeout=1),
+        sleep=slept.append,
+    )
     client.sp.set_auth("unused")
 
     with pytest.raises(SpotifyCallError) as raised:
@@ -184,8 +190,9 @@ def test_a_retry_after_beyond_the_deadline_is_not_waited_for(
     standin.inject(r"/me/tracks", 429, headers={"Retry-After": "5"})  # under the cap...
     slept: list[float] = []
 
-    record = run_extraction(svc, datasets=["saved_tracks"], sleep=slept.append,
-                            deadline=time.monotonic() + 4)  # ...but past the deadline
+    record = run_extraction(
+        svc, datasets=["saved_tracks"], sleep=slept.append, deadline=time.monotonic() + 4
+    )  # ...but past the deadline
 
     error = record["results"][DEMO_USER]["saved_tracks"]["errors"][0]
     assert (error["reason"], error["retry_after"]) == ("rate_limited", 5)
