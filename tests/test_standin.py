@@ -30,6 +30,7 @@ from chalicelib.standin import (
     demo_world,
     spotify_id,
 )
+from chalicelib.standin.demo import TOP_ARTISTS
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 REDIRECT = "http://127.0.0.1:8765/callback"
@@ -460,9 +461,9 @@ def test_history_follows_the_clock_and_plays_can_arrive_late() -> None:
 def test_top_items_rank_by_day_with_paging(standin: StandIn) -> None:
     sp = user_client(standin)
     today = sp.current_user_top_artists(limit=50, time_range="short_term")
-    assert today["total"] == len(standin.world.artists)
-    assert all("genres" in artist for artist in today["items"])
-    assert any(artist["genres"] == [] for artist in today["items"])
+    # Some artists only: the others are known from tracks alone (genre enrichment's work).
+    assert today["total"] == TOP_ARTISTS < len(standin.world.artists)
+    assert all(isinstance(artist["genres"], list) for artist in today["items"])
     first_page = sp.current_user_top_tracks(limit=20, time_range="medium_term")
     tracks_today = all_pages(sp, first_page)
     assert len(tracks_today) == first_page["total"] > 20
@@ -471,7 +472,6 @@ def test_top_items_rank_by_day_with_paging(standin: StandIn) -> None:
     sp = user_client(standin)
     tomorrow = sp.current_user_top_artists(limit=50, time_range="short_term")
     assert [a["id"] for a in tomorrow["items"]] != [a["id"] for a in today["items"]]
-    assert {a["id"] for a in tomorrow["items"]} == {a["id"] for a in today["items"]}
     default_range = sp.current_user_top_tracks(limit=50)  # medium_term, as Spotify defaults
     assert [t["id"] for t in default_range["items"]] != [t["id"] for t in tracks_today]
 

@@ -276,6 +276,9 @@ def _history(
         user.add_play("local:garage-demo", day0 + timedelta(days=day, hours=23, minutes=58))
 
 
+TOP_ARTISTS = 8
+
+
 def _top_items(world: World, user: User, start: datetime) -> None:
     """Rankings that shift every day at 00:00 UTC: short term most, long term least."""
     artists = sorted(world.artists)
@@ -284,7 +287,8 @@ def _top_items(world: World, user: User, start: datetime) -> None:
     for day in range(-HISTORY_DAYS_BEFORE, HISTORY_DAYS_AFTER + 1):
         at = day0 + timedelta(days=day)
         n = day + HISTORY_DAYS_BEFORE
-        for kind, ids in (("artists", artists), ("tracks", tracks)):
+        # Top artists name only some artists: the rest get their genres from enrichment.
+        for kind, ids in (("artists", artists[:TOP_ARTISTS]), ("tracks", tracks)):
             user.set_top(kind, "short_term", _rotate(ids, n * 3), at)
             user.set_top(kind, "medium_term", _swap_pairs(_rotate(ids, n), n % 2 == 0), at)
             user.set_top(kind, "long_term", _swap_pairs(ids, n % 3 == 0), at)
