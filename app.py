@@ -29,9 +29,9 @@ def services() -> services_module.Services:
 # --- extraction ---------------------------------------------------------------------------
 
 
-@app.schedule(Rate(30, unit=Rate.MINUTES), name="poll_history")
+@app.schedule(Rate(CONFIG.history_poll_minutes, unit=Rate.MINUTES), name="poll_history")
 def poll_history(event: Any) -> dict[str, Any]:
-    """Every 30 minutes: the newest 50 plays of every connected user."""
+    """Every 30 minutes (HISTORY_POLL_MINUTES): the newest 50 plays of every connected user."""
     return runner.run_scheduled(services(), runner.HISTORY_DATASETS, event.context)
 
 

@@ -36,6 +36,8 @@ class Config:
     # Name of the deployed extraction function, for the asynchronous `POST /runs`.
     extract_function: str | None = None
     aws_region: str | None = None
+    # How often the history poll runs; only the newest 50 plays exist, so poll often enough.
+    history_poll_minutes: int = 30
     # True when the Spotify settings point at the bundled offline sample (chalicelib/sample.py).
     sample: bool = False
 
@@ -78,6 +80,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         secrets_path=env.get("SECRETS_PATH") or None,
         extract_function=env.get("EXTRACT_FUNCTION") or None,
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        history_poll_minutes=int(env.get("HISTORY_POLL_MINUTES") or 30),
     )
 
 

@@ -106,22 +106,32 @@ class SsmSecretStore:
     def __init__(self, client: Any, path: str = DEFAULT_SSM_PATH) -> None:
         self.client = client
         self.path = "/" + path.strip("/")
+        # The app's own secrets are read once per Lambda container (cold start), then served
+        # from memory. Users' refresh tokens are not cached: another container may rotate them.
+        self._cache: dict[str, str | None] = {}
 
     def get(self, name: str) -> str | None:
+        if name in self._cache:
+            return self._cache[name]
         try:
             answer = self.client.get_parameter(Name=self._full(name), WithDecryption=True)
+            value: str | None = str(answer["Parameter"]["Value"])
         except self.client.exceptions.ParameterNotFound:
-            return None
-        return str(answer["Parameter"]["Value"])
+            value = None
+        if not name.startswith(USERS_PREFIX):
+            self._cache[name] = value
+        return value
 
     def put(self, name: str, value: str) -> None:
         self.client.put_parameter(
             Name=self._full(name), Value=value, Type="SecureString", Overwrite=True
         )
+        self._cache.pop(name, None)
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(self.client.exceptions.ParameterNotFound):
             self.client.delete_parameter(Name=self._full(name))
+        self._cache.pop(name, None)
 
     def names(self, prefix: str = "") -> list[str]:
         found = []
@@ -167,6 +177,11 @@ def local_secrets_path(lake_uri: str) -> Path:
 
 
 def open_secrets(services: Services) -> SecretStore:
+    """The process's secret store (built once by `build_secrets`)."""
+    return services.secrets  # type: ignore[no-any-return]
+
+
+def build_secrets(services: Services) -> SecretStore:
     """SSM for an S3 lake (`Config.secrets_path`), else the local file next to the lake.
 
     For a local lake, a `Config.secrets_path` ending in `.json` names the file instead (an SSM

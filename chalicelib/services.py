@@ -46,6 +46,13 @@ class Services:
         return open_storage(self.config.lake_uri, lambda: self.client("s3"), on_put=self.on_put)
 
     @functools.cached_property
+    def secrets(self) -> Any:
+        """The secret store, one per process: the app's secrets are read once (cold start)."""
+        from chalicelib.secrets import build_secrets
+
+        return build_secrets(self)
+
+    @functools.cached_property
     def query_engine(self) -> Any:
         """Athena or DuckDB, as configured; one per process so executions can be looked up."""
         from chalicelib import queries

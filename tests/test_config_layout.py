@@ -82,3 +82,8 @@ def test_table_definitions_match_the_contract() -> None:
     assert "played_date" not in plays.names  # the partition lives in the path
     assert {"Name": "genres", "Type": "array<string>"} in glue_columns(TABLES["artists"])
     assert {"Name": "duration_ms", "Type": "bigint"} in glue_columns(TABLES["tracks"])
+
+
+def test_history_poll_interval_is_configurable() -> None:
+    assert load_config({}).history_poll_minutes == 30
+    assert load_config({"HISTORY_POLL_MINUTES": "15"}).history_poll_minutes == 15
