@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
+from moto.s3.responses import S3Response
 
 from chalicelib import services
 
@@ -20,3 +22,20 @@ def _offline_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     yield
     services.use(None)
+
+
+_MOTO_PUT_LOCK = threading.Lock()
+
+
+@pytest.fixture(autouse=True)
+def _atomic_moto_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 checks If-Match/If-None-Match and writes in one step; moto 5.2 checks, then writes,
+    with no lock, so two threads can both pass the check. Tests of concurrent writers need S3's
+    behaviour, so moto's PutObject is serialized here."""
+    original = S3Response.put_object
+
+    def put_object(self: S3Response) -> object:
+        with _MOTO_PUT_LOCK:
+            return original(self)
+
+    monkeypatch.setattr(S3Response, "put_object", put_object)
