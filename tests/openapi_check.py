@@ -3,10 +3,10 @@
     from openapi_check import validate_response  # tests/ is on sys.path under pytest
     validate_response("GET", "http://127.0.0.1:PORT/v1/me/playlists?limit=5", 200, body)
 
-The document is `shared/spotify/fixed-spotify-open-api.yml` beside the checkout (see that
-folder's README). The relaxations mirror what Spotify really sends a Development-Mode app in
-2026 (contract §1): fields it stopped sending are not required, links it sends as null may be
-null, local-file items carry null ids, and every operation may answer the common errors.
+The document is `tests/spotify/fixed-spotify-open-api.yml` (see that folder's README). The
+relaxations mirror what Spotify really sends a Development-Mode app in 2026 (contract §1):
+fields it stopped sending are not required, links it sends as null may be null, local-file items
+carry null ids, and every operation may answer the common errors.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-SPEC_PATH = (
-    Path(__file__).resolve().parents[2] / "shared" / "spotify" / "fixed-spotify-open-api.yml"
-)
+SPEC_PATH = Path(__file__).resolve().parent / "spotify" / "fixed-spotify-open-api.yml"
 SERVER = "https://api.spotify.com"
 
 # Still listed (some as required) but no longer sent to Development-Mode apps.
