@@ -75,7 +75,9 @@ def allowed(policy: dict[str, Any], action: str) -> set[str]:
 def test_local_stage_is_untouched() -> None:
     assert stage("local") == {
         "api_gateway_stage": "api",
-        "environment_variables": {"STAGE": "local", "LAKE_URI": "./lake"},
+        # LAKE_URI defaults to ./lake (chalicelib/config.py); not set here, so a user's own
+        # LAKE_URI is not overridden by the stage (Chalice gives stage variables precedence).
+        "environment_variables": {"STAGE": "local"},
     }
 
 
