@@ -87,7 +87,8 @@ def update_run(
 def overall_status(results: dict[str, dict[str, dict[str, Any]]], errors: list[Any]) -> str:
     """succeeded: every dataset did; failed: none did anything; partial: in between."""
     statuses = [d["status"] for datasets in results.values() for d in datasets.values()]
-    if not statuses:
+    # A crash is our bug, not Spotify's refusal: fail loudly so schedulers and exit codes see it.
+    if not statuses or any(e.get("reason") == "internal_error" for e in errors):
         return "failed"
     if all(s == "succeeded" for s in statuses) and not errors:
         return "succeeded"

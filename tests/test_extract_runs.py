@@ -308,3 +308,20 @@ def test_a_queued_request_runs_once(standin: StandIn, local_lake: str) -> None:
 
     assert first["status"] == "succeeded" and second == first
     assert api_calls(standin)["GET /me/player/recently-played"] == 1
+
+
+def test_a_crash_inside_a_run_fails_it_loudly(
+    standin: StandIn, local_lake: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is not a Spotify refusal: the run ends `failed` (exit 1), not `partial`."""
+    svc = make_services(standin, local_lake)
+    connect(svc, standin)
+
+    def broken(job: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(runner.USER_DATASETS, "top_items", broken)
+    record = runner.run_extraction(svc, datasets=["plays", "top_items"], run_at=standin.now)
+    assert record["status"] == "failed"
+    assert record["results"][DEMO_USER]["plays"]["status"] == "succeeded"
+    assert any(e["reason"] == "internal_error" for e in record["errors"]), record
