@@ -3,18 +3,22 @@ the app's own local S3-event dispatch, DuckDB for queries."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import urllib.parse
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from chalice.test import Client
 from extract_helpers import api_calls, connect, make_services, standin  # noqa: F401
+from moto import mock_aws
 
 import app
 from chalicelib import services as services_module
@@ -193,3 +197,56 @@ def test_connecting_an_account_through_the_auth_routes(
         assert replay.status_code == 400 and "Message" in _json(replay)
         forged = http.get("/auth/callback?code=x&state=forged.state")
         assert forged.status_code == 400
+
+
+def test_deployed_post_runs_invokes_the_extract_function_asynchronously(
+    standin: StandIn,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Deployed, `POST /runs` queues the record and hands the run to the `extract` function
+    (named by the stage's EXTRACT_FUNCTION, as `chalice deploy` names it) with an async invoke."""
+    stage = json.loads((Path(app.__file__).parent / ".chalice" / "config.json").read_text())
+    function = stage["stages"]["dev"]["environment_variables"]["EXTRACT_FUNCTION"]
+    assert function == "spotify-etl-dev-extract"  # <app>-<stage>-<handler name>
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        iam = boto3.client("iam", region_name="us-east-1")
+        role = iam.create_role(RoleName="extract", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name="us-east-1")
+        lam.create_function(
+            FunctionName=function,
+            Runtime="python3.11",
+            Role=role,
+            Handler="app.extract",
+            Code={"ZipFile": _zip({"app.py": "def extract(event, context):\n    return event\n"})},
+        )
+        invocations: list[dict[str, Any]] = []
+        lam.meta.events.register(
+            "provide-client-params.lambda.Invoke", lambda params, **_: invocations.append(params)
+        )
+        answers: list[int] = []
+        lam.meta.events.register(
+            "after-call.lambda.Invoke", lambda parsed, **_: answers.append(parsed["StatusCode"])
+        )
+        base = make_services(standin, str(tmp_path / "lake"), extract_function=function)
+        services_module.use(Services(base.config, boto_client=lambda name: lam))
+        with Client(app.app, stage_name="local") as client:
+            response = _post_run(client.http, {"datasets": ["plays"], "users": [DEMO_USER]})
+            assert response.status_code == 202
+            run_id = _json(response)["run_id"]
+            # Not run here: queued for the extract function, and reported as running.
+            assert _json(client.http.get(f"/runs/{run_id}"))["status"] == "running"
+    [call] = invocations
+    assert call["FunctionName"] == function and call["InvocationType"] == "Event"
+    payload = json.loads(call["Payload"])
+    assert payload["run_id"] == run_id and payload["datasets"] == ["plays"]
+    assert payload["users"] == [DEMO_USER] and payload["run_at"].endswith("Z")
+    assert answers == [202]
+    assert api_calls(standin) == {}  # the API itself never called Spotify
+
+
+def _zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
