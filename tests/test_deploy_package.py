@@ -127,3 +127,25 @@ def test_deployment_zip_is_small_and_light(package: Path) -> None:
     assert not HEAVY & top
     assert {"app.py", "chalicelib", "spotipy"} <= top
     assert not {"tests", ".venv", "lake"} & top
+
+
+def test_every_route_but_the_oauth_pair_requires_iam(package: Path) -> None:
+    """Deployed, callers sign with SigV4; only the browser-facing OAuth pair is open (it
+    verifies its own signed, expiring state)."""
+    swagger = json.loads(json.loads((package / "chalice.tf.json").read_text())["locals"][
+        "chalice_api_swagger"
+    ])  # fmt: skip
+    open_routes = {"/auth/login", "/auth/callback"}
+    routes = {
+        (path, method): operation.get("security")
+        for path, methods in swagger["paths"].items()
+        for method, operation in methods.items()
+    }
+    assert {path for path, _ in routes} >= {
+        "/runs", "/runs/{run_id}", "/users", "/users/{user_id}", "/queries",
+        "/queries/{name}", "/queries/executions/{execution_id}", *open_routes,
+    }  # fmt: skip
+    for (path, method), security in routes.items():
+        expected = None if path in open_routes else [{"sigv4": []}]
+        assert security == expected, f"{method.upper()} {path}"
+    assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
