@@ -66,3 +66,11 @@ def test_table_output_aligns_columns_and_says_when_empty() -> None:
     assert lines[0].split() == COLUMNS
     assert lines[2].startswith("a1 ")
     assert "(no rows)" in render(COLUMNS, [], "table")
+
+
+def test_table_output_aligns_wide_characters() -> None:
+    rows = [{"name": "坂本龍一", "plays": 2}, {"name": "Björk", "plays": 10}]
+    lines = render(["name", "plays"], rows, "table").splitlines()
+    # "坂本龍一" takes 8 terminal columns, so both plays columns start at the same column.
+    assert lines[2] == "坂本龍一  2"
+    assert lines[3] == "Björk     10"
