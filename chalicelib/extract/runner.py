@@ -236,7 +236,13 @@ class _Run:
                 run_at=self.run_at,
                 fetched_at=datetime.now(UTC),
                 responses=responses,
-                extras=fetched.extras,
+                # `complete`: the dataset finished (the transform takes snapshots only from
+                # complete runs); `api_url`: where the answers' paths start.
+                extras={
+                    **fetched.extras,
+                    "complete": error is None,
+                    "api_url": self.services.config.spotify_api_url,
+                },
             )
             write_envelope(self.storage, raw_key, envelope)
         if fetched.advance is not None:

@@ -33,6 +33,7 @@ class _Injection:
     times: int
     headers: dict[str, str]
     body: Any
+    query: dict[str, str]
 
 
 class StandIn:
@@ -163,11 +164,20 @@ class StandIn:
         times: int = 1,
         headers: dict[str, str] | None = None,
         body: Any = None,
+        query: dict[str, str] | None = None,
     ) -> None:
-        """The next `times` requests whose path matches `path_regex` get this answer instead."""
+        """The next `times` requests whose path matches `path_regex` (and whose query holds
+        every item of `query`) get this answer instead."""
         with self._lock:
             self._injections.append(
-                _Injection(re.compile(path_regex), status, times, dict(headers or {}), body)
+                _Injection(
+                    re.compile(path_regex),
+                    status,
+                    times,
+                    dict(headers or {}),
+                    body,
+                    dict(query or {}),
+                )
             )
 
     # --- dispatch -------------------------------------------------------------------------
@@ -193,7 +203,8 @@ class StandIn:
 
     def _injected(self, call: Call) -> Answer | None:
         for injection in self._injections:
-            if injection.times > 0 and injection.pattern.search(call.path):
+            asked = injection.query.items() <= dict(call.query).items()
+            if injection.times > 0 and injection.pattern.search(call.path) and asked:
                 injection.times -= 1
                 if injection.body is not None:
                     return Answer(injection.status, injection.body, dict(injection.headers))

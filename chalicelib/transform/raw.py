@@ -86,10 +86,12 @@ def _envelope(document: Any) -> Envelope:
     except ValueError as error:
         raise UnreadableRaw(f"wrong shape: meta.run_at is not a timestamp: {error}") from error
     run = Run(meta["user_id"], meta["dataset"], meta["run_id"], run_at)
-    return Envelope(run, meta, [a for a in map(_answer, responses) if a is not None])
+    base = urllib.parse.urlsplit(str(meta.get("api_url") or "")).path
+    answers = [_answer(response, base) for response in responses]
+    return Envelope(run, meta, [a for a in answers if a is not None])
 
 
-def _answer(response: Any) -> Answer | None:
+def _answer(response: Any, base_path: str) -> Answer | None:
     """The response as an `Answer` when it is a 2xx one; errors (403/404/429) are only recorded."""
     request = response.get("request") if isinstance(response, dict) else None
     if not isinstance(request, dict) or not isinstance(request.get("url"), str):
@@ -101,11 +103,15 @@ def _answer(response: Any) -> Answer | None:
         return None
     url = urllib.parse.urlsplit(request["url"])
     query = dict(urllib.parse.parse_qsl(url.query))
-    return Answer(_api_path(url.path), query, response.get("body"))
+    return Answer(_api_path(url.path, base_path), query, response.get("body"))
 
 
-def _api_path(path: str) -> str:
-    """`/v1/me/top/tracks` (any host, any base) → `me/top/tracks`."""
+def _api_path(path: str, base_path: str) -> str:
+    """`/v1/me/top/tracks` → `me/top/tracks`: below the run's API base (`meta.api_url`, which
+    need not end in `/v1/`), else below `/v1/` (envelopes that do not name their base)."""
+    base = "/" + base_path.strip("/") + "/" if base_path.strip("/") else ""
+    if base and path.startswith(base):
+        return path[len(base) :].strip("/")
     _, found, rest = path.partition("/v1/")
     return (rest if found else path).strip("/")
 

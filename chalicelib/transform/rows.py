@@ -23,6 +23,12 @@ from chalicelib.transform.raw import Answer, Envelope, Run
 _PLAYLIST_ITEMS = re.compile(r"^playlists/(?P<id>[^/]+)/(?:items|tracks)$")
 _TOP = re.compile(r"^me/top/(?P<type>artists|tracks)$")
 _ARTIST = re.compile(r"^artists/(?P<id>[^/]+)$")
+# `/me/playlists` pages may link on as `/users/{id}/playlists` (the same listing).
+_MY_PLAYLISTS = re.compile(r"^(?:me|users/[^/]+)/playlists$")
+# What a dataset that stopped part-way (a 429 past the cap, 5xx retries exhausted) must not
+# claim: a fragment of a snapshot would replace the day's complete one, and saves it logged
+# would be logged again by the next run (its watermark did not move). Dimensions still count.
+_NEEDS_COMPLETE_RUN = ("playlists", "playlist_items", "top_items", "saved_tracks")
 
 # Spotify's default when a request names no `time_range`.
 DEFAULT_TIME_RANGE = "medium_term"
@@ -45,7 +51,7 @@ def envelope_rows(envelope: Envelope, reused: Mapping[str, Envelope]) -> dict[st
             raise ShapeError(f"{answer.path}: the body is not a JSON object")
         if answer.path == "me/player/recently-played":
             _plays(rows, body)
-        elif answer.path == "me/playlists":
+        elif _MY_PLAYLISTS.match(answer.path):
             rows.declare("playlists", "playlist_items")
             listed_playlists.extend(_playlist_rows(rows.run, body))
         elif match := _PLAYLIST_ITEMS.match(answer.path):
@@ -61,12 +67,15 @@ def envelope_rows(envelope: Envelope, reused: Mapping[str, Envelope]) -> dict[st
     for playlist in listed_playlists:
         playlist["items_readable"] = playlist["playlist_id"] in items_read
         rows.add("playlists", playlist)
+    if envelope.meta.get("complete") is False:
+        for table in _NEEDS_COMPLETE_RUN:
+            rows.tables.pop(table, None)
     return rows.result()
 
 
 def _is_read(path: str) -> bool:
-    return path in {"me/player/recently-played", "me/playlists", "me/tracks"} or any(
-        pattern.match(path) for pattern in (_PLAYLIST_ITEMS, _TOP, _ARTIST)
+    return path in {"me/player/recently-played", "me/tracks"} or any(
+        pattern.match(path) for pattern in (_MY_PLAYLISTS, _PLAYLIST_ITEMS, _TOP, _ARTIST)
     )
 
 
