@@ -80,7 +80,7 @@ def _query_params() -> dict[str, str]:
 
 @app.route("/runs", methods=["POST"], authorizer=AUTHORIZER)
 def start_run() -> Response:
-    return api.start_run(services(), app.current_request.json_body)
+    return api.start_run(services(), app.current_request.raw_body)
 
 
 @app.route("/runs", methods=["GET"], authorizer=AUTHORIZER)

@@ -30,13 +30,13 @@ _RUN_BODY_KEYS = {"datasets", "users", "run_id"}
 # --- runs ---------------------------------------------------------------------------------
 
 
-def start_run(services: Services, body: Any) -> Response:
+def start_run(services: Services, raw_body: bytes | None) -> Response:
     """`POST /runs`: accept at once (202); the extraction proceeds asynchronously.
 
     A queued record is written first, so `GET /runs/{id}` answers at once and a retried
     request with the same `run_id` finds it and starts nothing.
     """
-    request = _run_request(body)
+    request = _run_request(_json_body(raw_body))
     run_at = datetime.now(UTC)
     run_id = request.get("run_id") or new_run_id(run_at)
     deadline = run_at + timedelta(seconds=RUN_START_WAIT_SECONDS)
@@ -60,6 +60,16 @@ def get_run(services: Services, run_id: str) -> dict[str, Any]:
 def list_runs(services: Services, params: dict[str, str] | None) -> dict[str, Any]:
     limit = _int_param(params or {}, "limit", default=20, low=1, high=200)
     return {"runs": runs.list_runs(services.storage, limit=limit)}
+
+
+def _json_body(raw_body: bytes | None) -> Any:
+    """The request's JSON, None for an empty body (whatever its Content-Type says)."""
+    if not raw_body or not raw_body.strip():
+        return None
+    try:
+        return json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequestError(f"the body is not JSON: {error}") from error
 
 
 def _run_request(body: Any) -> dict[str, Any]:
@@ -117,10 +127,8 @@ def _dispatch_run(services: Services, payload: dict[str, Any]) -> None:
 def auth_login(services: Services, request: Any) -> Response:
     """`GET /auth/login`: 302 to Spotify's authorize page with a signed, expiring `state`."""
     from chalicelib import auth
-    from chalicelib.secrets import open_secrets
 
-    if services.config.stage == "local":  # deployed stages get their key from bootstrap
-        auth.ensure_signing_key(open_secrets(services))
+    _ensure_local_signing_key(services)
     try:
         url = auth.login_redirect(services, redirect_uri=_redirect_uri(services, request))
     except auth.AuthError as error:
@@ -133,6 +141,7 @@ def auth_callback(services: Services, request: Any) -> Response:
     from chalicelib import auth
 
     query = dict(request.query_params or {})
+    _ensure_local_signing_key(services)
     try:
         user_id = auth.complete_callback(
             services, query, redirect_uri=_redirect_uri(services, request)
@@ -140,6 +149,14 @@ def auth_callback(services: Services, request: Any) -> Response:
     except auth.AuthError as error:
         return _auth_error(error)
     return Response(body={"user_id": user_id, "status": "connected"}, status_code=200)
+
+
+def _ensure_local_signing_key(services: Services) -> None:
+    """Locally the `state` signing key is made on first use; deployed, bootstrap makes it."""
+    from chalicelib import auth
+
+    if services.config.stage == "local":
+        auth.ensure_signing_key(services.secrets)
 
 
 def _redirect_uri(services: Services, request: Any) -> str:

@@ -165,13 +165,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     services = services_module.Services(config)
     try:
         answer = services.query_engine.run(args.name, params)
-    except queries.UnknownQuery as error:
+        # A terminal is not held to API Gateway's 29 s: wait for Athena (the engine's own
+        # polling sets the pace), saying so on stderr so stdout stays the answer alone.
+        while "rows" not in answer:
+            _progress(f"query {answer['execution_id']} is {answer['status']}…")
+            answer = services.query_engine.get_execution(answer["execution_id"])
+    except (queries.UnknownQuery, queries.QueryParameterError) as error:
         raise UsageError(str(error)) from error
-    except queries.QueryParameterError as error:
-        raise UsageError(str(error)) from error
-    if "rows" not in answer:  # Athena is still running: say how to fetch it later
-        print(json.dumps(answer))
-        return EXIT_OK
+    except queries.QueryFailedError as error:
+        raise CommandFailed(str(error)) from error
     print(render(answer["columns"], answer["rows"], args.format), end="")
     return EXIT_OK
 

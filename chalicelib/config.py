@@ -38,6 +38,10 @@ class Config:
     aws_region: str | None = None
     # How often the history poll runs; only the newest 50 plays exist, so poll often enough.
     history_poll_minutes: int = 30
+    # Genre enrichment: `/artists/{id}` calls per run (the rest wait for the next run), and how
+    # long an artist's genres count as fresh.
+    artist_budget: int = 100
+    artist_ttl_days: int = 30
     # True when the Spotify settings point at the bundled offline sample (chalicelib/sample.py).
     sample: bool = False
 
@@ -81,6 +85,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         extract_function=env.get("EXTRACT_FUNCTION") or None,
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         history_poll_minutes=int(env.get("HISTORY_POLL_MINUTES") or 30),
+        artist_budget=int(env.get("ARTIST_BUDGET") or 100),
+        artist_ttl_days=int(env.get("ARTIST_TTL_DAYS") or 30),
     )
 
 

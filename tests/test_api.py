@@ -250,3 +250,20 @@ def _zip(files: dict[str, str]) -> bytes:
         for name, text in files.items():
             archive.writestr(name, text)
     return buffer.getvalue()
+
+
+@pytest.mark.parametrize("body", [b"", b"  ", b"{}"])
+def test_post_runs_body_is_optional_whatever_the_content_type(api: Api, body: bytes) -> None:
+    response = api.http.post("/runs", headers={"Content-Type": "application/json"}, body=body)
+    assert response.status_code == 202
+    _wait_for(api.http, _json(response)["run_id"])
+
+
+def test_post_runs_with_a_body_that_is_not_json_is_400(api: Api) -> None:
+    response = api.http.post("/runs", headers={"Content-Type": "application/json"}, body=b"{x")
+    assert response.status_code == 400 and "not JSON" in _json(response)["Message"]
+
+
+def test_a_forged_callback_before_any_login_is_400_not_5xx(api: Api) -> None:
+    response = api.http.get("/auth/callback?code=x&state=bogus")
+    assert response.status_code == 400 and _json(response)["Code"] == "StateRejected"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from chalicelib.config import load_config
+from chalicelib.extract.dataset import Settings
 from chalicelib.layout import (
     iso,
     marker_key,
@@ -87,3 +88,9 @@ def test_table_definitions_match_the_contract() -> None:
 def test_history_poll_interval_is_configurable() -> None:
     assert load_config({}).history_poll_minutes == 30
     assert load_config({"HISTORY_POLL_MINUTES": "15"}).history_poll_minutes == 15
+
+
+def test_enrichment_budget_and_ttl_are_configurable() -> None:
+    settings = Settings.from_config(load_config({"ARTIST_BUDGET": "7", "ARTIST_TTL_DAYS": "3"}))
+    assert settings.artist_budget == 7 and settings.artist_ttl == timedelta(days=3)
+    assert Settings.from_config(load_config({})).artist_budget == 100

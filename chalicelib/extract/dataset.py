@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.config import Config
 from chalicelib.spotify.errors import SpotifyCallError
 from chalicelib.storage import Storage
 
@@ -16,13 +17,20 @@ if TYPE_CHECKING:  # spotipy is imported only by the functions that call Spotify
 
 @dataclass(frozen=True)
 class Settings:
-    """Extraction knobs (defaults per the issue; not configuration a deployment changes)."""
+    """Extraction knobs; the enrichment ones come from the `Config` (`from_config`)."""
 
-    artist_budget: int = 50  # /artists/{id} calls per run; the rest wait for the next run
+    artist_budget: int = 100  # /artists/{id} calls per run; the rest wait for the next run
     artist_ttl: timedelta = timedelta(days=30)
     artist_jitter: float = 0.2  # an artist's TTL is shortened by up to this fraction
     artist_claim: timedelta = timedelta(minutes=15)  # how long a run may hold artists it fetches
     page_limit: int = 50
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        return cls(
+            artist_budget=config.artist_budget,
+            artist_ttl=timedelta(days=config.artist_ttl_days),
+        )
 
 
 @dataclass(frozen=True)

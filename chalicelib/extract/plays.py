@@ -25,7 +25,9 @@ def fetch(job: Fetch) -> Fetched:
     key = state_key(job.user_id)
     watermark = (get_json(job.storage, key) or {}).get("newest_played_at")
     page = job.client.call(lambda sp: sp.current_user_recently_played(limit=LIMIT))
-    played = sorted(item["played_at"] for item in page.get("items") or [] if item)
+    stamps = [item.get("played_at") for item in page.get("items") or [] if item]
+    # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
+    played = sorted((s for s in stamps if isinstance(s, str)), key=layout.parse_iso)
     warnings = gap_warnings(watermark, played)
 
     def advance() -> None:

@@ -113,9 +113,7 @@ def run_extraction(
         "run_at": layout.iso(run_at),
         "started_at": layout.iso(datetime.now(UTC)),
         "finished_at": None,
-        "deadline": layout.iso(
-            datetime.now(UTC) + timedelta(seconds=deadline - time.monotonic())
-        ),
+        "deadline": layout.iso(datetime.now(UTC) + timedelta(seconds=deadline - time.monotonic())),
         "datasets": list(chosen),
         "users": sorted(users) if users is not None else None,
         "sample": services.config.sample,
@@ -125,7 +123,15 @@ def run_extraction(
     if not runs.create_run(storage, record):
         log.info("run %s exists already: not running it twice", run_id)
         return runs.get_run(storage, run_id) or record
-    run = _Run(services, record, deadline, settings or Settings(), policy, sleep, progress)
+    run = _Run(
+        services,
+        record,
+        deadline,
+        settings or Settings.from_config(services.config),
+        policy,
+        sleep,
+        progress,
+    )
     try:
         run.execute(chosen, users)
     except Exception as error:  # the record must not stay `running` for whatever went wrong

@@ -207,7 +207,7 @@ def _playlist_items(rows: _Rows, playlist_id: str, answer: Answer) -> None:
         if entry is None:
             continue
         # `item` is the current key; `track` the deprecated one older answers still use.
-        obj = entry.get("item") if "item" in entry else entry.get("track")
+        obj = entry.get("item") if entry.get("item") is not None else entry.get("track")
         if not isinstance(obj, dict):  # unavailable: keeps its slot, yields no row
             continue
         local = entry.get("is_local") is True or obj.get("is_local") is True
