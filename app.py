@@ -18,7 +18,7 @@ app = Chalice(app_name="spotify-etl")
 CONFIG = load_config()
 # The bucket the transform listens to. A local lake has none; its writes are dispatched to the
 # same handler by LocalS3Events, which reads the prefix/suffix declared below.
-LAKE_BUCKET = CONFIG.lake_uri[len("s3://") :].split("/")[0] if CONFIG.is_s3_lake else "local-lake"
+LAKE_BUCKET = CONFIG.lake_bucket or "local-lake"
 local_events = LocalS3Events(app, LAKE_BUCKET)
 
 

@@ -236,7 +236,9 @@ def get_execution(services: Services, execution_id: str) -> Response:
 
 
 def _query_response(answer: dict[str, Any]) -> Response:
-    return Response(body=answer, status_code=200 if "rows" in answer else 202)
+    from chalicelib.queries import is_finished
+
+    return Response(body=answer, status_code=200 if is_finished(answer) else 202)
 
 
 # --- helpers ------------------------------------------------------------------------------

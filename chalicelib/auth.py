@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import layout
-from chalicelib.secrets import SIGNING_KEY, SecretStore, open_secrets
+from chalicelib.secrets import SIGNING_KEY, SecretStore
 from chalicelib.storage import PreconditionFailed, Storage
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def login_redirect(
     clock: Clock = time.time,
 ) -> str:
     """`GET /auth/login`: Spotify's authorize URL, with the scopes and a fresh signed state."""
-    store = store or open_secrets(services)
+    store = store or services.secrets
     oauth = _oauth(services, store, redirect_uri)
     return str(oauth.get_authorize_url(state=issue_state(_signing_key(store), now=clock())))
 
@@ -186,7 +186,7 @@ def complete_callback(
         raise StateRejected("state is missing")
     if not code:
         raise ExchangeFailed("code is missing")
-    store = store or open_secrets(services)
+    store = store or services.secrets
     now = clock()
     verified = verify_state(_signing_key(store), state, now=now)
     # Spent before the exchange: a replay fails here even if this attempt fails later.

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib import secrets
-from chalicelib.config import Config, load_config
+from chalicelib.config import Config, load_config, split_s3_uri
 from chalicelib.tables import TABLES, Table, glue_columns, glue_partition_keys
 
 Clients = Callable[[str], Any]
@@ -59,7 +59,7 @@ class Lake:
     def from_uri(cls, uri: str) -> Lake:
         if not uri.startswith("s3://"):
             raise BootstrapError(f"bootstrap needs an s3:// LAKE_URI, not {uri!r}")
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        bucket, prefix = split_s3_uri(uri)
         prefix = prefix.strip("/")
         return cls(bucket, prefix + "/" if prefix else "")
 

@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="connect a Spotify account (OAuth through a loopback callback)",
         description="Open Spotify's authorize page and store the refresh token for this user.",
     )
-    connect.add_argument("--port", type=int, default=8765, help="loopback callback port")
+    connect.add_argument("--port", type=int, default=8765, help="loopback callback port (8765)")
     connect.set_defaults(handler=cmd_connect)
 
     bootstrap = commands.add_parser(
@@ -167,7 +167,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         answer = services.query_engine.run(args.name, params)
         # A terminal is not held to API Gateway's 29 s: wait for Athena (the engine's own
         # polling sets the pace), saying so on stderr so stdout stays the answer alone.
-        while "rows" not in answer:
+        while not queries.is_finished(answer):
             _progress(f"query {answer['execution_id']} is {answer['status']}…")
             answer = services.query_engine.get_execution(answer["execution_id"])
     except (queries.UnknownQuery, queries.QueryParameterError) as error:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_API_URL = "https://api.spotify.com/v1/"
 DEFAULT_ACCOUNTS_URL = "https://accounts.spotify.com/"
@@ -23,9 +23,10 @@ class Config:
     lake_uri: str = DEFAULT_LOCAL_LAKE
     query_engine: str = "duckdb"
     spotify_client_id: str | None = None
-    spotify_client_secret: str | None = None
+    # Secrets stay out of repr(): a logged or printed Config must not leak them.
+    spotify_client_secret: str | None = field(default=None, repr=False)
     spotify_redirect_uri: str | None = None
-    spotify_refresh_token: str | None = None
+    spotify_refresh_token: str | None = field(default=None, repr=False)
     spotify_api_url: str = DEFAULT_API_URL
     spotify_accounts_url: str = DEFAULT_ACCOUNTS_URL
     glue_database: str = "spotify_etl"
@@ -48,6 +49,11 @@ class Config:
     @property
     def is_s3_lake(self) -> bool:
         return self.lake_uri.startswith("s3://")
+
+    @property
+    def lake_bucket(self) -> str | None:
+        """The bucket of an `s3://bucket[/prefix]` lake; None for a local one."""
+        return split_s3_uri(self.lake_uri)[0] if self.is_s3_lake else None
 
     @property
     def has_spotify_app(self) -> bool:
@@ -79,15 +85,21 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         spotify_refresh_token=env.get("SPOTIFY_REFRESH_TOKEN") or None,
         spotify_api_url=_with_slash(env.get("SPOTIFY_API_URL") or DEFAULT_API_URL),
         spotify_accounts_url=_with_slash(env.get("SPOTIFY_ACCOUNTS_URL") or DEFAULT_ACCOUNTS_URL),
-        glue_database=env.get("GLUE_DATABASE") or "spotify_etl",
-        athena_workgroup=env.get("ATHENA_WORKGROUP") or "spotify-etl",
+        glue_database=env.get("GLUE_DATABASE") or Config.glue_database,
+        athena_workgroup=env.get("ATHENA_WORKGROUP") or Config.athena_workgroup,
         secrets_path=env.get("SECRETS_PATH") or None,
         extract_function=env.get("EXTRACT_FUNCTION") or None,
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-        history_poll_minutes=int(env.get("HISTORY_POLL_MINUTES") or 30),
-        artist_budget=int(env.get("ARTIST_BUDGET") or 100),
-        artist_ttl_days=int(env.get("ARTIST_TTL_DAYS") or 30),
+        history_poll_minutes=int(env.get("HISTORY_POLL_MINUTES") or Config.history_poll_minutes),
+        artist_budget=int(env.get("ARTIST_BUDGET") or Config.artist_budget),
+        artist_ttl_days=int(env.get("ARTIST_TTL_DAYS") or Config.artist_ttl_days),
     )
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/prefix` → `("bucket", "some/prefix")`."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix
 
 
 def _with_slash(url: str) -> str:

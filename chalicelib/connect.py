@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from chalicelib import auth
-from chalicelib.secrets import open_secrets
 
 if TYPE_CHECKING:
     from chalicelib.services import Services
@@ -108,7 +107,7 @@ def run_local_connect(
     registered with the Spotify app); otherwise `http://127.0.0.1:<port>/callback` is used.
     """
     port, path = _callback_address(services.config.spotify_redirect_uri, port)
-    store = open_secrets(services)
+    store = services.secrets
     if auth.ensure_signing_key(store):
         out("Created a signing key for the login state in the local secret store.")
     try:

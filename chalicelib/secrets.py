@@ -176,11 +176,6 @@ def local_secrets_path(lake_uri: str) -> Path:
     return Path(lake_uri).resolve().parent / LOCAL_FILE_NAME
 
 
-def open_secrets(services: Services) -> SecretStore:
-    """The process's secret store (built once by `build_secrets`)."""
-    return services.secrets  # type: ignore[no-any-return]
-
-
 def build_secrets(services: Services) -> SecretStore:
     """SSM for an S3 lake (`Config.secrets_path`), else the local file next to the lake.
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Config, load_config
 from chalicelib.storage import PutListener, Storage, open_storage
+
+if TYPE_CHECKING:  # built lazily: the Lambdas that need neither do not import them
+    from chalicelib.queries import QueryEngine
+    from chalicelib.secrets import SecretStore
 
 
 class Services:
@@ -46,14 +50,14 @@ class Services:
         return open_storage(self.config.lake_uri, lambda: self.client("s3"), on_put=self.on_put)
 
     @functools.cached_property
-    def secrets(self) -> Any:
+    def secrets(self) -> SecretStore:
         """The secret store, one per process: the app's secrets are read once (cold start)."""
         from chalicelib.secrets import build_secrets
 
         return build_secrets(self)
 
     @functools.cached_property
-    def query_engine(self) -> Any:
+    def query_engine(self) -> QueryEngine:
         """Athena or DuckDB, as configured; one per process so executions can be looked up."""
         from chalicelib import queries
 

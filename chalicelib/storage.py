@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from chalicelib.config import split_s3_uri
+
 
 class PreconditionFailed(Exception):
     """A conditional write lost: the object changed (or appeared) since it was read."""
@@ -199,16 +201,12 @@ def open_storage(
     s3_client: Callable[[], Any] | None = None,
     on_put: PutListener | None = None,
 ) -> Storage:
-    """The storage for `lake_uri`: `s3://bucket[/prefix]` or a local directory."""
+    """The storage for `lake_uri`: `s3://bucket[/prefix]` (with the client `s3_client()` makes)
+    or a local directory."""
     if lake_uri.startswith("s3://"):
-        bucket, _, prefix = lake_uri[len("s3://") :].partition("/")
         if s3_client is None:
-            import boto3
-
-            client = boto3.client("s3")
-        else:
-            client = s3_client()
-        return S3Storage(client, bucket, prefix)
+            raise ValueError("an s3:// lake needs an S3 client")
+        return S3Storage(s3_client(), *split_s3_uri(lake_uri))
     return LocalStorage(lake_uri, on_put=on_put)
 
 

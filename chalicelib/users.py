@@ -18,7 +18,6 @@ from chalicelib.secrets import (
     CLIENT_SECRET,
     USERS_PREFIX,
     SecretStore,
-    open_secrets,
     refresh_token_name,
 )
 from chalicelib.spotify.tokens import (
@@ -56,7 +55,7 @@ def app_credentials(services: Services, store: SecretStore | None = None) -> App
     if config.spotify_client_id and config.spotify_client_secret:
         client_id, client_secret = config.spotify_client_id, config.spotify_client_secret
     else:
-        store = store or open_secrets(services)
+        store = store or services.secrets
         client_id, client_secret = store.get(CLIENT_ID), store.get(CLIENT_SECRET)
     if not client_id or not client_secret:
         return None
@@ -120,8 +119,10 @@ def connected_users(
     policy: RetryPolicy | None = None,
 ) -> list[ConnectedUser]:
     """Everyone extraction runs for: stored users, then the env user (learnt once)."""
-    found = {uid: ConnectedUser(uid, StoredRefreshToken(store, uid), "connected")
-             for uid in stored_user_ids(store)}
+    found = {
+        uid: ConnectedUser(uid, StoredRefreshToken(store, uid), "connected")
+        for uid in stored_user_ids(store)
+    }
     env_token = services.config.spotify_refresh_token
     if env_token:
         env_id = remembered_env_user(services)
@@ -134,7 +135,7 @@ def connected_users(
 
 def list_users(services: Services) -> list[dict[str, Any]]:
     """`GET /users`: connected users with their last successful poll (no Spotify call)."""
-    store = open_secrets(services)
+    store = services.secrets
     rows = {uid: "connected" for uid in stored_user_ids(store)}
     env_id = remembered_env_user(services)
     if env_id is not None:
@@ -158,7 +159,7 @@ def connect_user(store: SecretStore, user_id: str, refresh_token: str) -> None:
 
 def disconnect_user(services: Services, user_id: str) -> bool:
     """Forget a connected user's tokens. False when no such user was connected."""
-    store = open_secrets(services)
+    store = services.secrets
     name = refresh_token_name(user_id)
     if store.get(name) is None:
         return False

@@ -17,7 +17,6 @@ from moto import mock_aws
 from chalicelib import layout, users
 from chalicelib.config import Config
 from chalicelib.extract.envelope import read_envelope
-from chalicelib.secrets import open_secrets
 from chalicelib.services import Services
 from chalicelib.standin import DEMO_USER, StandIn, demo_world
 
@@ -64,7 +63,7 @@ def make_services(standin: StandIn, lake_uri: str, **config: Any) -> Services:
 
 
 def connect(services: Services, standin: StandIn, user_id: str = DEMO_USER) -> None:
-    users.connect_user(open_secrets(services), user_id, standin.refresh_token(user_id))
+    users.connect_user(services.secrets, user_id, standin.refresh_token(user_id))
 
 
 def api_calls(standin: StandIn) -> Counter[str]:

@@ -64,7 +64,7 @@ def services(
             **spotify,
         )
         built = Services(config)
-        secrets.open_secrets(built).put(secrets.SIGNING_KEY, "local-signing-key")
+        built.secrets.put(secrets.SIGNING_KEY, "local-signing-key")
         yield built
         return
     with mock_aws():
@@ -78,7 +78,7 @@ def services(
         )
         built = Services(config, boto_client=lambda s: boto3.client(s, region_name="us-east-1"))
         built.client("s3").create_bucket(Bucket="spotify-etl-lake-test")
-        store = secrets.open_secrets(built)
+        store = built.secrets
         store.put(secrets.CLIENT_ID, standin.client_id)
         store.put(secrets.CLIENT_SECRET, standin.client_secret)
         store.put(secrets.SIGNING_KEY, "deployed-signing-key")
@@ -106,7 +106,7 @@ def token_calls(standin: StandIn) -> list[Any]:
 
 
 def stored_token(services: Services, user_id: str) -> str | None:
-    return secrets.open_secrets(services).get(secrets.refresh_token_name(user_id))
+    return services.secrets.get(secrets.refresh_token_name(user_id))
 
 
 # --- the login redirect ---------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_user_the_app_does_not_allow(services: Services, standin: StandIn) -> No
 
 
 def test_no_signing_key_means_not_configured(services: Services) -> None:
-    secrets.open_secrets(services).delete(secrets.SIGNING_KEY)
+    services.secrets.delete(secrets.SIGNING_KEY)
     with pytest.raises(auth.NotConfigured) as refused:
         auth.login_redirect(services, redirect_uri=CALLBACK, clock=Clock())
     assert refused.value.status == 503
@@ -260,7 +260,7 @@ def test_no_signing_key_means_not_configured(services: Services) -> None:
 def test_rotated_refresh_token_is_persisted(services: Services, standin: StandIn) -> None:
     clock = Clock()
     user_id = callback(services, login(services, clock), clock)
-    store = secrets.open_secrets(services)
+    store = services.secrets
     connected = stored_token(services, user_id)
     standin.rotate_refresh_tokens = True
 

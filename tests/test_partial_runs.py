@@ -18,7 +18,6 @@ from chalicelib import users
 from chalicelib.config import Config
 from chalicelib.extract import runner
 from chalicelib.queries.duckdb_engine import DuckDBEngine
-from chalicelib.secrets import open_secrets
 from chalicelib.services import Services
 from chalicelib.standin import Album, Artist, Playlist, PlaylistEntry, StandIn, Track, User, World
 from chalicelib.transform import handler as transform
@@ -61,7 +60,7 @@ def lake(tmp_path: Path) -> Iterator[tuple[StandIn, Services, str]]:
             spotify_accounts_url=standin.accounts_url,
         )
         services = Services(config)
-        users.connect_user(open_secrets(services), USER, standin.refresh_token(USER))
+        users.connect_user(services.secrets, USER, standin.refresh_token(USER))
         yield standin, services, config.lake_uri
 
 

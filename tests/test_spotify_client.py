@@ -26,7 +26,6 @@ from chalicelib.secrets import (
     SsmSecretStore,
     decode_segment,
     encode_segment,
-    open_secrets,
     refresh_token_name,
 )
 from chalicelib.spotify.client import RetryPolicy, SpotifyClient
@@ -64,7 +63,7 @@ def test_rotated_refresh_token_is_persisted_and_an_expired_token_refreshed(
 ) -> None:
     svc = make_services(standin, lake_uri)
     connect(svc, standin)
-    store = open_secrets(svc)
+    store = svc.secrets
     original = store.get(refresh_token_name(DEMO_USER))
     standin.rotate_refresh_tokens = True
 
@@ -144,7 +143,7 @@ def test_a_refused_token_fails_that_user_once_and_leaks_nothing(
     standin: StandIn, local_lake: str
 ) -> None:
     svc = make_services(standin, local_lake)
-    users.connect_user(open_secrets(svc), FRIEND_USER, "R-revoked-token-value")
+    users.connect_user(svc.secrets, FRIEND_USER, "R-revoked-token-value")
     connect(svc, standin, DEMO_USER)
 
     record = run_extraction(svc, datasets=["plays", "saved_tracks"])
@@ -206,7 +205,7 @@ def test_local_secret_store_is_private_and_beside_the_lake(
     standin: StandIn, tmp_path: Path
 ) -> None:
     svc = make_services(standin, str(tmp_path / "lake"))
-    store = open_secrets(svc)
+    store = svc.secrets
     assert isinstance(store, LocalSecretStore)
     assert store.path == tmp_path / ".spotify-etl-secrets.json"
 

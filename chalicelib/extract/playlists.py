@@ -63,7 +63,8 @@ def fetch(job: Fetch) -> Fetched:
             doc = dict(doc or {})
             doc["readable"] = {**doc.get("readable", {}), **fetched}
             doc["unreadable"] = {
-                pid: v for pid, v in {**doc.get("unreadable", {}), **refused}.items()
+                pid: v
+                for pid, v in {**doc.get("unreadable", {}), **refused}.items()
                 if pid not in fetched
             }
             return doc

@@ -20,7 +20,6 @@ from chalicelib import users as users_module
 from chalicelib.extract import artists, playlists, plays, saved_tracks, top_items
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
 from chalicelib.extract.envelope import build_envelope, write_envelope
-from chalicelib.secrets import open_secrets
 from chalicelib.spotify.errors import SpotifyCallError
 
 if TYPE_CHECKING:
@@ -166,7 +165,7 @@ class _Run:
         self.errors: list[dict[str, Any]] = []
 
     def execute(self, datasets: tuple[str, ...], wanted: Iterable[str] | None) -> None:
-        store = open_secrets(self.services)
+        store = self.services.secrets
         credentials = users_module.app_credentials(self.services, store)
         if credentials is None:
             self.errors.append({"reason": "no_spotify_app", "message": "no client id/secret"})

@@ -43,7 +43,7 @@ class AppCredentials:
 
     client_id: str
     client_secret: str
-    redirect_uri: str = "http://127.0.0.1:8888/callback"
+    redirect_uri: str = "http://127.0.0.1:8765/callback"  # `spotify-etl connect`'s default
 
     def __repr__(self) -> str:
         return f"AppCredentials(client_id={self.client_id!r}, client_secret=***)"

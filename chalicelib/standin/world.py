@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 TIME_RANGES = ("short_term", "medium_term", "long_term")
 TOP_TYPES = ("artists", "tracks")
 EDITORIAL_PREFIX = "37i9dQ"
-LOCAL_PREFIX = "local:"
 # Revisions "from the beginning of time": a playlist's contents before any timeline change.
 DAWN = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -36,10 +36,6 @@ def write_marker(
     return marker
 
 
-def has_marker(storage: Storage, raw_key: str) -> bool:
-    return storage.get(layout.marker_key(raw_key)) is not None
-
-
 def quarantine(storage: Storage, raw_key: str, reason: str) -> dict[str, Any]:
     """Report why `raw_key` cannot be transformed, then mark it quarantined."""
     report = {"raw_key": raw_key, "reason": reason, "at": layout.iso(datetime.now(UTC))}
