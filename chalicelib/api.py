@@ -14,16 +14,15 @@ from typing import Any
 from chalice import BadRequestError, ChaliceViewError, NotFoundError, Response
 
 from chalicelib import runs
-from chalicelib.layout import DATASETS, iso, new_run_id
+from chalicelib.layout import DATASETS, RUN_ID_PATTERN, iso, new_run_id
+from chalicelib.queries.athena_engine import EXECUTION_ID_PATTERN
 from chalicelib.services import Services
 
 # How long a queued run may wait for the extraction function to pick it up (its own timeout
 # bounds the run after that).
 RUN_START_WAIT_SECONDS = 15 * 60
 
-_RUN_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_EXECUTION_ID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
 _RUN_BODY_KEYS = {"datasets", "users", "run_id"}
 
 
@@ -49,7 +48,7 @@ def start_run(services: Services, raw_body: bytes | None) -> Response:
 
 
 def get_run(services: Services, run_id: str) -> dict[str, Any]:
-    if not _RUN_ID.match(run_id):
+    if not RUN_ID_PATTERN.fullmatch(run_id):
         raise BadRequestError(f"not a run id: {run_id!r}")
     record = runs.describe_run(services.storage, run_id)
     if record is None:
@@ -97,7 +96,7 @@ def _run_request(body: Any) -> dict[str, Any]:
             _check_user_id(user)
         request["users"] = list(dict.fromkeys(users))
     if "run_id" in body:
-        if not isinstance(body["run_id"], str) or not _RUN_ID.match(body["run_id"]):
+        if not isinstance(body["run_id"], str) or not RUN_ID_PATTERN.fullmatch(body["run_id"]):
             raise BadRequestError("run_id must look like 20261124T063000Z-1a2b3c")
         request["run_id"] = body["run_id"]
     return request
@@ -224,7 +223,7 @@ def run_query(services: Services, name: str, params: dict[str, str] | None) -> R
 def get_execution(services: Services, execution_id: str) -> Response:
     from chalicelib import queries
 
-    if not _EXECUTION_ID.match(execution_id):
+    if not EXECUTION_ID_PATTERN.fullmatch(execution_id):
         raise BadRequestError(f"not an execution id: {execution_id!r}")
     try:
         answer = services.query_engine.get_execution(execution_id)

@@ -51,6 +51,10 @@ def parse_raw_key(key: str) -> RawKey | None:
     return RawKey(match["dataset"], match["date"], decode(match["user"]), match["run_id"])
 
 
+# What `new_run_id` makes: the only run ids the API accepts.
+RUN_ID_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+
+
 def new_run_id(run_at: datetime) -> str:
     """Sortable by time, unique: `20261124T063000Z-1a2b3c`."""
     return utc(run_at).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from chalicelib import layout, users
 from chalicelib.config import Config
-from chalicelib.extract.envelope import read_envelope
+from chalicelib.extract.envelope import load_envelope
 from chalicelib.services import Services
 from chalicelib.standin import DEMO_USER, StandIn, demo_world
 
@@ -88,7 +88,7 @@ def envelope_of(
     """The raw envelope a run wrote for one user and dataset."""
     [key] = record["results"][user_id][dataset]["raw_objects"]
     assert layout.parse_raw_key(key) is not None
-    envelope = read_envelope(services.storage, key)
+    envelope = load_envelope(services.storage, key)
     assert envelope is not None
     return envelope
 

@@ -16,7 +16,7 @@ from extract_helpers import api_calls, connect, envelope_of, make_services, toke
 
 from chalicelib import layout, runs, services
 from chalicelib.extract import runner
-from chalicelib.extract.envelope import read_envelope
+from chalicelib.extract.envelope import load_envelope
 from chalicelib.standin import DEMO_USER, StandIn
 from chalicelib.storage import dump_json
 
@@ -266,7 +266,7 @@ def test_describe_run_reports_transform_state_and_list_is_newest_first(
     assert [r["run_id"] for r in runs.list_runs(svc.storage)] == [newer["run_id"], older["run_id"]]
     assert runs.describe_run(svc.storage, "nope") is None
     # the raw objects are readable envelopes with the contract's meta
-    envelope = read_envelope(svc.storage, plays_raw)
+    envelope = load_envelope(svc.storage, plays_raw)
     assert envelope is not None
     assert {"user_id", "dataset", "run_id", "run_at", "fetched_at"} <= set(envelope["meta"])
 

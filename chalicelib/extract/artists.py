@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib import layout
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
-from chalicelib.extract.envelope import ok_bodies, read_envelope
+from chalicelib.extract.envelope import load_envelope, ok_bodies
 from chalicelib.spotify.errors import SpotifyCallError
 from chalicelib.storage import Storage, get_json, update_json
 
@@ -80,7 +80,7 @@ def scan_new_raw(storage: Storage, settings: Settings) -> int:
     ]
     seen: dict[str, str | None] = {}  # id -> run_at of a raw object that carried its genres
     for key in new_keys:
-        envelope = read_envelope(storage, key)
+        envelope = load_envelope(storage, key)
         if envelope is None:
             continue
         run_at = envelope["meta"].get("run_at")

@@ -51,7 +51,10 @@ def write_envelope(storage: Storage, key: str, envelope: dict[str, Any]) -> None
     storage.put(key, encode_envelope(envelope), if_none_match=True, content_type="application/gzip")
 
 
-def read_envelope(storage: Storage, key: str) -> dict[str, Any] | None:
+def load_envelope(storage: Storage, key: str) -> dict[str, Any] | None:
+    """A raw object as a plain dict, for extraction's own reading (the artists scan); None when
+    absent. The transform reads raw objects with `transform.raw.read_envelope`, which checks
+    them against the contract and quarantines what fails."""
     blob = storage.get(key)
     return None if blob is None else decode_envelope(blob.data)
 

@@ -18,7 +18,7 @@ PAGE_SIZE = 1000  # GetQueryResults' maximum
 # The SQL sent starts with this line, so `get_execution` knows which named query an id ran.
 _TAG = "-- spotify-etl named query: "
 _TAG_PATTERN = re.compile(re.escape(_TAG) + r"([a-z0-9_]+)\n")
-_EXECUTION_ID = re.compile(r"[A-Za-z0-9-]{1,128}")
+EXECUTION_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,128}")
 _INTEGER_TYPES = frozenset({"tinyint", "smallint", "integer", "int", "bigint"})
 _FLOAT_TYPES = frozenset({"double", "float", "real", "decimal"})
 
@@ -101,7 +101,7 @@ class AthenaEngine:
             self._sleep(min(self.poll_seconds, remaining))
 
     def _execution(self, execution_id: str) -> dict[str, Any]:
-        if not _EXECUTION_ID.fullmatch(execution_id or ""):
+        if not EXECUTION_ID_PATTERN.fullmatch(execution_id or ""):
             raise UnknownExecution(f"no query execution {execution_id[:64]!r}")
         try:
             return self.client.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]

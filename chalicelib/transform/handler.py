@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from chalicelib import layout
 from chalicelib.services import Services
 from chalicelib.storage import Storage
 from chalicelib.transform import markers, rows, writer
@@ -80,7 +81,7 @@ def reprocess(services: Services, progress: redrive.Progress | None = None) -> d
     """
     storage = services.storage
     deleted = redrive.clear_derived(storage)
-    keys = list(storage.list("raw/"))
+    keys = list(storage.list(layout.RAW_PREFIX))
     summary = redrive.redrive(
         keys, lambda batch: transform_objects(services, batch), BATCH_SIZE, progress
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from chalicelib.tables import TABLES
 from chalicelib.transform import objects
-from chalicelib.transform.merge import dedupe
+from chalicelib.transform.merge import SNAPSHOT_TABLES, dedupe
 from chalicelib.transform.objects import Row, ShapeError, mapping, object_list
 from chalicelib.transform.raw import Answer, Envelope, Run
 
@@ -28,7 +28,7 @@ _MY_PLAYLISTS = re.compile(r"^(?:me|users/[^/]+)/playlists$")
 # What a dataset that stopped part-way (a 429 past the cap, 5xx retries exhausted) must not
 # claim: a fragment of a snapshot would replace the day's complete one, and saves it logged
 # would be logged again by the next run (its watermark did not move). Dimensions still count.
-_NEEDS_COMPLETE_RUN = ("playlists", "playlist_items", "top_items", "saved_tracks")
+_NEEDS_COMPLETE_RUN = (*sorted(SNAPSHOT_TABLES), "saved_tracks")
 
 # Spotify's default when a request names no `time_range`.
 DEFAULT_TIME_RANGE = "medium_term"
