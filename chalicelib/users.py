@@ -135,20 +135,16 @@ def connected_users(
 
 def list_users(services: Services) -> list[dict[str, Any]]:
     """`GET /users`: connected users with their last successful poll (no Spotify call)."""
-    store = services.secrets
-    rows = {uid: "connected" for uid in stored_user_ids(store)}
-    env_id = remembered_env_user(services)
-    if env_id is not None:
-        rows.setdefault(env_id, "env")
     return [
         {
-            "user_id": uid,
-            "source": kind,
-            "last_successful_poll": (get_json(services.storage, user_state_key(uid)) or {}).get(
-                "last_successful_poll"
-            ),
+            "user_id": user.user_id,
+            "source": user.kind,
+            "last_successful_poll": (
+                get_json(services.storage, user_state_key(user.user_id)) or {}
+            ).get("last_successful_poll"),
         }
-        for uid, kind in sorted(rows.items())
+        # No credentials: an env user not learnt yet is not asked for (listing stays offline).
+        for user in connected_users(services, services.secrets, None)
     ]
 
 
