@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets as random_secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import secrets
 from chalicelib.config import Config, load_config, split_s3_uri
+from chalicelib.queries.athena_engine import wait_for_execution
 from chalicelib.tables import TABLES, Table, glue_columns, glue_partition_keys
 
 Clients = Callable[[str], Any]
@@ -411,19 +411,19 @@ def run_athena(
         QueryExecutionContext={"Database": database},
         WorkGroup=workgroup,
     )["QueryExecutionId"]
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        status = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"][
+    status = wait_for_execution(
+        lambda: athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"][
             "Status"
-        ]
-        if status["State"] == "SUCCEEDED":
-            return str(execution_id)
-        if status["State"] in {"FAILED", "CANCELLED"}:
-            reason = status.get("StateChangeReason", "no reason given")
-            raise BootstrapError(f"Athena {status['State']}: {reason}\n{sql}")
-        if time.monotonic() > deadline:
-            raise BootstrapError(f"Athena query {execution_id} still running after {wait_seconds}s")
-        time.sleep(poll_seconds)
+        ],
+        wait_seconds=wait_seconds,
+        poll_seconds=poll_seconds,
+    )
+    if status["State"] == "SUCCEEDED":
+        return str(execution_id)
+    if status["State"] in {"FAILED", "CANCELLED"}:
+        reason = status.get("StateChangeReason", "no reason given")
+        raise BootstrapError(f"Athena {status['State']}: {reason}\n{sql}")
+    raise BootstrapError(f"Athena query {execution_id} still running after {wait_seconds}s")
 
 
 # --- Athena ---------------------------------------------------------------------------------

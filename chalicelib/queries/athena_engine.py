@@ -86,19 +86,18 @@ class AthenaEngine:
 
     def _wait(self, execution_id: str) -> str:
         """The final state, or the current one when the wait budget runs out first."""
-        deadline = self._clock() + self.wait_seconds
-        while True:
-            status = self._execution(execution_id)["Status"]
-            state = status["State"]
-            if state == "SUCCEEDED":
-                return state
-            if state in ("FAILED", "CANCELLED"):
-                reason = status.get("StateChangeReason") or "no reason given"
-                raise QueryFailedError(f"Athena query {execution_id} {state.lower()}: {reason}")
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return state
-            self._sleep(min(self.poll_seconds, remaining))
+        status = wait_for_execution(
+            lambda: self._execution(execution_id)["Status"],
+            wait_seconds=self.wait_seconds,
+            poll_seconds=self.poll_seconds,
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+        state = str(status["State"])
+        if state in ("FAILED", "CANCELLED"):
+            reason = status.get("StateChangeReason") or "no reason given"
+            raise QueryFailedError(f"Athena query {execution_id} {state.lower()}: {reason}")
+        return state
 
     def _execution(self, execution_id: str) -> dict[str, Any]:
         if not EXECUTION_ID_PATTERN.fullmatch(execution_id or ""):
@@ -166,3 +165,24 @@ def convert(value: str | None, athena_type: str) -> Any:
         # Athena's UTC wall time "2026-03-01 10:00:00.000" -> the pipeline's ISO form
         return value.replace(" ", "T", 1) + "Z"
     return value  # varchar, date ("YYYY-MM-DD" already), arrays as Athena prints them
+
+
+def wait_for_execution(
+    status_of: Callable[[], dict[str, Any]],
+    *,
+    wait_seconds: float,
+    poll_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Poll an Athena execution's `Status` until it finishes or `wait_seconds` pass; the last
+    one seen (the caller decides what a failure or a still-running query means)."""
+    deadline = clock() + wait_seconds
+    while True:
+        status = status_of()
+        if status["State"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return status
+        remaining = deadline - clock()
+        if remaining <= 0:
+            return status
+        sleep(min(poll_seconds, remaining))
