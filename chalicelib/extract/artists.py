@@ -26,9 +26,9 @@ SCANNED_KEY = layout.state_key("artists", "scanned")
 SCANNED_DATASETS = ("plays", "playlists", "saved_tracks", "top_items")
 
 
-def fetch(job: Fetch, *, wall: datetime | None = None) -> Fetched:
+def fetch(job: Fetch) -> Fetched:
     settings = job.settings
-    now = wall or datetime.now(UTC)  # claims are about real time, not the run's `run_at`
+    now = datetime.now(UTC)  # claims are about real time, not the run's `run_at`
     scanned = scan_new_raw(job.storage, settings)
     due, claimed = claim_due(job.storage, job.run_at, now, settings)
     fetched: list[str] = []

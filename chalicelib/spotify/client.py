@@ -59,9 +59,7 @@ class RetryPolicy:
     request_timeout: float = REQUEST_TIMEOUT_SECONDS
 
 
-def oauth_manager(
-    config: Config, credentials: AppCredentials, *, timeout: float = REQUEST_TIMEOUT_SECONDS
-) -> spotipy.SpotifyOAuth:
+def oauth_manager(config: Config, credentials: AppCredentials) -> spotipy.SpotifyOAuth:
     """SpotifyOAuth against `Config`'s accounts URL, with a timeout and no `.cache` file."""
     oauth = spotipy.SpotifyOAuth(
         client_id=credentials.client_id,
@@ -69,7 +67,7 @@ def oauth_manager(
         redirect_uri=credentials.redirect_uri,
         cache_handler=MemoryCacheHandler(),
         requests_session=requests.Session(),
-        requests_timeout=timeout,
+        requests_timeout=REQUEST_TIMEOUT_SECONDS,
         open_browser=False,
     )
     # Instance attributes shadow spotipy's class-level production URLs.
@@ -110,12 +108,10 @@ class SpotifyClient:
         policy: RetryPolicy | None = None,
         deadline: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy or RetryPolicy()
-        self.deadline = deadline
+        self.deadline = deadline  # a time.monotonic() value
         self.sleep = sleep
-        self.monotonic = monotonic
         self.recorder = Recorder(config.spotify_api_url)
         session = requests.Session()  # no urllib3 Retry: 429s come back at once, headers kept
         session.hooks["response"].append(self.recorder.hook)
@@ -180,7 +176,7 @@ class SpotifyClient:
         return self.recorder.take()
 
     def _remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - self.monotonic()
+        return None if self.deadline is None else self.deadline - time.monotonic()
 
     def _can_wait(self, seconds: float, cap: float) -> bool:
         remaining = self._remaining()
