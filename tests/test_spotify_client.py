@@ -161,6 +161,32 @@ def test_a_refused_token_fails_that_user_once_and_leaks_nothing(
     assert "R-revoked-token-value" not in json.dumps(record)
 
 
+def test_a_passing_token_endpoint_failure_is_retried(standin: StandIn, local_lake: str) -> None:
+    svc = make_services(standin, local_lake)
+    connect(svc, standin)
+    standin.inject(r"^/api/token$", 503, times=1)
+
+    record = run_extraction(svc, datasets=["plays"])
+
+    assert record["status"] == "succeeded"
+    assert len(token_calls(standin)) == 2  # the 503, then the retry
+
+
+def test_a_token_endpoint_that_stays_down_stops_the_user_with_a_reason(
+    standin: StandIn, local_lake: str
+) -> None:
+    svc = make_services(standin, local_lake)
+    connect(svc, standin)
+    standin.inject(r"^/api/token$", 503, times=10)
+
+    record = run_extraction(svc, datasets=["plays"])
+
+    assert record["status"] in ("partial", "failed")
+    [error] = record["results"][DEMO_USER]["plays"]["errors"]
+    assert error["reason"] == "token_error"
+    assert len(token_calls(standin)) == 3  # bounded
+
+
 # --- bounded waiting -----------------------------------------------------------------------
 
 

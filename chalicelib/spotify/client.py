@@ -76,19 +76,28 @@ def oauth_manager(config: Config, credentials: AppCredentials) -> spotipy.Spotif
     return oauth
 
 
-def token_refresher(oauth: spotipy.SpotifyOAuth) -> Callable[[str], dict[str, Any]]:
-    """The HTTP refresh of a user token, with spotipy's errors turned into ours."""
+TOKEN_ATTEMPTS = 3  # a refresh that fails for a passing reason (5xx, network) is tried again
+
+
+def token_refresher(
+    oauth: spotipy.SpotifyOAuth, sleep: Callable[[float], None] = time.sleep
+) -> Callable[[str], dict[str, Any]]:
+    """The HTTP refresh of a user token, with spotipy's errors turned into ours. A refusal
+    (`invalid_grant`: revoked or rotated away) is final; anything else is retried, bounded."""
 
     def refresh(refresh_token: str) -> dict[str, Any]:
-        try:
-            info = oauth.refresh_access_token(refresh_token)
-        except SpotifyOauthError as error:
-            if error.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
-                raise TokenRefused(f"token refresh refused: {error.error}") from None
-            raise SpotifyCallError("token_error", f"token refresh failed: {error.error}") from None
-        except requests.RequestException as error:
-            raise SpotifyCallError("connection", f"token refresh: {type(error).__name__}") from None
-        return dict(info)
+        for attempt in range(TOKEN_ATTEMPTS):
+            try:
+                return dict(oauth.refresh_access_token(refresh_token))
+            except SpotifyOauthError as error:
+                if error.error in ("invalid_grant", "invalid_client", "unauthorized_client"):
+                    raise TokenRefused(f"token refresh refused: {error.error}") from None
+                failure = SpotifyCallError("token_error", f"token refresh failed: {error.error}")
+            except requests.RequestException as error:
+                failure = SpotifyCallError("connection", f"token refresh: {type(error).__name__}")
+            if attempt + 1 < TOKEN_ATTEMPTS:
+                sleep(0.5 * 2**attempt)
+        raise failure
 
     return refresh
 
