@@ -36,6 +36,7 @@ def start_run(services: Services, raw_body: bytes | None) -> Response:
     request with the same `run_id` finds it and starts nothing.
     """
     request = _run_request(_json_body(raw_body))
+    _check_users_known(services, request.get("users"))
     run_at = datetime.now(UTC)
     run_id = request.get("run_id") or new_run_id(run_at)
     deadline = run_at + timedelta(seconds=RUN_START_WAIT_SECONDS)
@@ -100,6 +101,19 @@ def _run_request(body: Any) -> dict[str, Any]:
             raise BadRequestError("run_id must look like 20261124T063000Z-1a2b3c")
         request["run_id"] = body["run_id"]
     return request
+
+
+def _check_users_known(services: Services, wanted: list[str] | None) -> None:
+    """404 for a user who is not connected (no Spotify call: the env user, once learnt, counts;
+    before its first run its id is unknown here, so nothing is refused then)."""
+    from chalicelib import users
+
+    if not wanted or users.env_user_unlearnt(services):
+        return
+    known = {user["user_id"] for user in users.list_users(services)}
+    unknown = [user for user in wanted if user not in known]
+    if unknown:
+        raise NotFoundError(f"no connected user {', '.join(unknown)}")
 
 
 def _dispatch_run(services: Services, payload: dict[str, Any]) -> None:

@@ -13,6 +13,9 @@ def format_run(record: dict[str, Any]) -> str:
     """A short human summary of a run record."""
     sample = " (SAMPLE data)" if record.get("sample") else ""
     lines = [f"run {record['run_id']}: {record['status']}{sample}"]
+    for error in record.get("errors", []):
+        detail = error.get("message") or error.get("user_id") or ""
+        lines.append(f"  error: {error.get('reason')} {detail}".rstrip())
     for user, datasets in sorted(record.get("results", {}).items()):
         for dataset, result in sorted(datasets.items()):
             counts = ", ".join(f"{k}={v}" for k, v in sorted(result.get("counts", {}).items()))

@@ -83,6 +83,11 @@ def remembered_env_user(services: Services) -> str | None:
     return doc.get("user_id") if doc.get("seeded_from") == fingerprint(env_token) else None
 
 
+def env_user_unlearnt(services: Services) -> bool:
+    """True when SPOTIFY_REFRESH_TOKEN is set but its user id is not known yet."""
+    return bool(services.config.spotify_refresh_token) and remembered_env_user(services) is None
+
+
 def learn_env_user(
     services: Services, credentials: AppCredentials, policy: RetryPolicy | None = None
 ) -> str:

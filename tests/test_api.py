@@ -228,6 +228,7 @@ def test_deployed_post_runs_invokes_the_extract_function_asynchronously(
             "after-call.lambda.Invoke", lambda parsed, **_: answers.append(parsed["StatusCode"])
         )
         base = make_services(standin, str(tmp_path / "lake"), extract_function=function)
+        connect(base, standin)
         services_module.use(Services(base.config, boto_client=lambda name: lam))
         with Client(app.app, stage_name="local") as client:
             response = _post_run(client.http, {"datasets": ["plays"], "users": [DEMO_USER]})
@@ -267,3 +268,9 @@ def test_post_runs_with_a_body_that_is_not_json_is_400(api: Api) -> None:
 def test_a_forged_callback_before_any_login_is_400_not_5xx(api: Api) -> None:
     response = api.http.get("/auth/callback?code=x&state=bogus")
     assert response.status_code == 400 and _json(response)["Code"] == "StateRejected"
+
+
+def test_post_runs_for_a_user_who_is_not_connected_is_404(api: Api) -> None:
+    response = _post_run(api.http, {"users": ["somebody_else"]})
+    assert response.status_code == 404 and "somebody_else" in _json(response)["Message"]
+    assert api_calls(api.spotify) == {}
