@@ -298,12 +298,13 @@ def test_artists_are_fetched_once_within_the_ttl_under_a_budget(
     assert sorted(fetched) == sorted(seen)  # each one exactly once
 
     standin.clear_log()
-    later = standin.now + timedelta(days=20)  # within the TTL, jitter included
+    later = standin.now + timedelta(days=30)  # the TTL itself: jitter only lengthens it
     run(svc, standin, ["artists"], settings=settings, run_at=later)
     assert artist_calls(standin) == []
 
     standin.clear_log()
-    run(svc, standin, ["artists"], settings=settings, run_at=standin.now + timedelta(days=31))
+    past_jitter = standin.now + timedelta(days=37)  # beyond TTL + 20 %
+    run(svc, standin, ["artists"], settings=settings, run_at=past_jitter)
     assert len(artist_calls(standin)) == 5  # all expired again; the budget still holds
 
 

@@ -138,10 +138,11 @@ def is_due(entry: dict[str, Any], run_at: datetime, now: datetime) -> bool:
 
 
 def expiry(artist_id: str, fetched_at: datetime, settings: Settings) -> datetime:
-    """`fetched_at + TTL`, shortened by a per-artist fraction so expiries spread out."""
+    """`fetched_at + TTL`, lengthened by a per-artist fraction so expiries spread out (never
+    shortened: an artist is not fetched twice within the TTL)."""
     digest = hashlib.sha256(artist_id.encode()).digest()
     fraction = int.from_bytes(digest[:4], "big") / 2**32
-    return fetched_at + settings.artist_ttl * (1 - settings.artist_jitter * fraction)
+    return fetched_at + settings.artist_ttl * (1 + settings.artist_jitter * fraction)
 
 
 def mark_fetched(

@@ -21,7 +21,7 @@ class Settings:
 
     artist_budget: int = 100  # /artists/{id} calls per run; the rest wait for the next run
     artist_ttl: timedelta = timedelta(days=30)
-    artist_jitter: float = 0.2  # an artist's TTL is shortened by up to this fraction
+    artist_jitter: float = 0.2  # an artist's TTL is lengthened by up to this fraction
     artist_claim: timedelta = timedelta(minutes=15)  # how long a run may hold artists it fetches
     page_limit: int = 50
 
