@@ -7,7 +7,6 @@ state, so later runs make no such call. Tokens are never logged nor returned.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -91,24 +90,27 @@ def env_user_unlearnt(services: Services) -> bool:
 def learn_env_user(
     services: Services, credentials: AppCredentials, policy: RetryPolicy | None = None
 ) -> str:
-    """Ask `GET /me` who `SPOTIFY_REFRESH_TOKEN` belongs to; remember it and the fresh token."""
+    """Ask `GET /me` who `SPOTIFY_REFRESH_TOKEN` belongs to; remember it and the fresh token.
+
+    The refresh goes through the same lease as every run's, keyed by the token's fingerprint
+    while the id is unknown: two first runs at once refresh (and rotate) once, not twice.
+    """
     from chalicelib.spotify.client import SpotifyClient, oauth_manager, token_refresher
+    from chalicelib.spotify.tokens import UserAuth
 
     env_token = services.config.spotify_refresh_token
     assert env_token, "learn_env_user needs SPOTIFY_REFRESH_TOKEN"
     source = EnvRefreshToken(env_token)
-    info = token_refresher(oauth_manager(services.config, credentials))(env_token)
-    client = SpotifyClient(services.config, None, policy=policy)
-    client.sp.set_auth(info["access_token"])
-    user_id = str(client.call(lambda sp: sp.me())["id"])
-    rotated = info.get("refresh_token")
-    extra = source.save(rotated) if rotated and rotated != env_token else {}
-    cached = {
-        "access_token": info["access_token"],
-        "expires_at": time.time() + int(info.get("expires_in", 3600)),
-        **extra,
-    }
-    update_json(services.storage, token_state_key(user_id), lambda doc: {**(doc or {}), **cached})
+    provisional = f"_env-{source.seed}"
+    refresher = token_refresher(oauth_manager(services.config, credentials))
+    auth = UserAuth(services.storage, provisional, source, refresher)
+    user_id = str(
+        SpotifyClient(services.config, auth, policy=policy).call(lambda sp: sp.me())["id"]
+    )
+    # The access token (and a rotated refresh token) now serve the user under their own id.
+    learnt = get_json(services.storage, token_state_key(provisional)) or {}
+    fields = {name: value for name, value in learnt.items() if name != "lease"}
+    update_json(services.storage, token_state_key(user_id), lambda doc: {**(doc or {}), **fields})
     update_json(
         services.storage,
         ENV_USER_KEY,

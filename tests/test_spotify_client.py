@@ -139,6 +139,30 @@ def test_the_env_user_is_learnt_once_and_keeps_its_rotated_token_in_state(
     assert [u["user_id"] for u in users.list_users(svc)] == [DEMO_USER]
 
 
+def test_two_first_runs_of_the_env_user_at_once_refresh_once(
+    standin: StandIn, local_lake: str
+) -> None:
+    """Before its id is known, the env user's token is refreshed under the same lease as any
+    run's: with rotation, a second refresh would use a revoked token and fail."""
+    env_token = standin.refresh_token(DEMO_USER)
+    svc = make_services(standin, local_lake, spotify_refresh_token=env_token)
+    standin.rotate_refresh_tokens = True
+    records: list[dict[str, Any]] = []
+
+    def first_run() -> None:
+        records.append(run_extraction(svc, datasets=["plays"]))
+
+    threads = [threading.Thread(target=first_run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r["status"] for r in records] == ["succeeded", "succeeded"]
+    assert token_calls(standin) == ["refresh_token"]
+    assert [u["user_id"] for u in users.list_users(svc)] == [DEMO_USER]
+
+
 def test_a_refused_token_fails_that_user_once_and_leaks_nothing(
     standin: StandIn, local_lake: str
 ) -> None:
