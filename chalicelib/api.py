@@ -22,7 +22,8 @@ from chalicelib.services import Services
 # bounds the run after that).
 RUN_START_WAIT_SECONDS = 15 * 60
 
-_USER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Spotify user ids are letters, digits and a little punctuation; be generous, never a path.
+_USER_ID = re.compile(r"^[\w.+@-]{1,128}$")
 _RUN_BODY_KEYS = {"datasets", "users", "run_id"}
 
 
