@@ -50,6 +50,8 @@ class LocalSecretStore:
         self.path = Path(path)
 
     def get(self, name: str) -> str | None:
+        if not self.path.exists():  # reading writes nothing, not even the lock file
+            return None
         with self._locked():
             return self._read().get(name)
 
@@ -66,6 +68,8 @@ class LocalSecretStore:
                 self._write(data)
 
     def names(self, prefix: str = "") -> list[str]:
+        if not self.path.exists():
+            return []
         with self._locked():
             return sorted(n for n in self._read() if n.startswith(prefix))
 

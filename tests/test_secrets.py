@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.secrets import CLIENT_SECRET, SsmSecretStore, refresh_token_name
+from chalicelib.secrets import (
+    CLIENT_SECRET,
+    LocalSecretStore,
+    SsmSecretStore,
+    refresh_token_name,
+)
 
 
 @pytest.fixture
@@ -48,3 +55,12 @@ def test_refresh_tokens_are_always_read_fresh(ssm: Any) -> None:
     other_container.put(name, "rotated")
     assert store.get(name) == "rotated"
     assert store.names("users/") == [name]
+
+
+def test_the_local_store_writes_nothing_until_a_secret_is_stored(tmp_path: Path) -> None:
+    store = LocalSecretStore(tmp_path / ".spotify-etl-secrets.json")
+    assert store.get("signing_key") is None and store.names("users/") == []
+    assert list(tmp_path.iterdir()) == []  # a run with SPOTIFY_REFRESH_TOKEN leaves no files
+    store.put("signing_key", "k")
+    assert stat.S_IMODE((tmp_path / ".spotify-etl-secrets.json").stat().st_mode) == 0o600
+    assert store.get("signing_key") == "k"
