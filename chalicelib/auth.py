@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import layout
 from chalicelib.secrets import SIGNING_KEY, SecretStore
-from chalicelib.storage import PreconditionFailed, Storage
+from chalicelib.storage import Storage, create_json
 
 if TYPE_CHECKING:
     from chalicelib.services import Services
@@ -123,15 +123,8 @@ def consume_nonce(storage: Storage, state: VerifiedState, *, now: float) -> None
     """Mark the nonce used, once: a second callback with the same `state` is refused."""
     key = layout.state_key(*NONCE_PREFIX, state.nonce)
     record = {"used_at": int(now), "expires_at": state.expires_at}
-    try:
-        storage.put(
-            key,
-            json.dumps(record).encode(),
-            if_none_match=True,
-            content_type="application/json",
-        )
-    except PreconditionFailed:
-        raise StateRejected("state already used: start again at /auth/login") from None
+    if not create_json(storage, key, record):
+        raise StateRejected("state already used: start again at /auth/login")
 
 
 def _sign(key: str, body: str) -> bytes:

@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import layout
-from chalicelib.storage import PreconditionFailed, Storage, dump_json, get_json, update_json
+from chalicelib.storage import (
+    PreconditionFailed,
+    Storage,
+    create_json,
+    dump_json,
+    get_json,
+    update_json,
+)
 
 RECORDS_PREFIX = layout.RUNS_PREFIX + "records/"
 QUEUED = "queued"  # written by POST /runs; the extraction takes it over when it starts
@@ -24,11 +31,8 @@ def create_run(storage: Storage, record: dict[str, Any]) -> bool:
     False when the run exists in any other state: a retried request, not to be run twice.
     """
     key = layout.run_record_key(record["run_id"])
-    try:
-        storage.put(key, dump_json(record), if_none_match=True, content_type="application/json")
+    if create_json(storage, key, record):
         return True
-    except PreconditionFailed:
-        pass
     current = storage.get(key)
     if current is None or json.loads(current.data).get("status") != QUEUED:
         return False
@@ -53,16 +57,7 @@ def queue_run(storage: Storage, run_id: str, run_at: datetime, deadline: datetim
         "results": {},
         "errors": [],
     }
-    try:
-        storage.put(
-            layout.run_record_key(run_id),
-            dump_json(record),
-            if_none_match=True,
-            content_type="application/json",
-        )
-    except PreconditionFailed:
-        return False
-    return True
+    return create_json(storage, layout.run_record_key(run_id), record)
 
 
 def get_run(storage: Storage, run_id: str) -> dict[str, Any] | None:

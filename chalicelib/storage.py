@@ -261,6 +261,15 @@ def update_json(
     return None if written is None else json.loads(written)
 
 
+def create_json(storage: Storage, key: str, value: Any) -> bool:
+    """Write `value` at `key` only if nothing is there yet; False when something was."""
+    try:
+        storage.put(key, dump_json(value), if_none_match=True, content_type="application/json")
+    except PreconditionFailed:
+        return False
+    return True
+
+
 def dump_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
 
