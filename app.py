@@ -4,41 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Cron, IAMAuthorizer, Rate, Response
+from chalice import Chalice, IAMAuthorizer, Response
 
-from chalicelib import api
+from chalicelib import api, datasets
 from chalicelib import services as services_module
 from chalicelib.config import load_config
 from chalicelib.extract import runner
-from chalicelib.local_events import LocalS3Events
+from chalicelib.layout import RAW_TRIGGER
+from chalicelib.schedules import schedules
 from chalicelib.transform import handler as transform
 
 app = Chalice(app_name="spotify-etl")
 
 CONFIG = load_config()
-# The bucket the transform listens to. A local lake has none; its writes are dispatched to the
-# same handler by LocalS3Events, which reads the prefix/suffix declared below.
-LAKE_BUCKET = CONFIG.lake_bucket or "local-lake"
-local_events = LocalS3Events(app, LAKE_BUCKET)
+SCHEDULES = schedules(CONFIG)
+if CONFIG.is_s3_lake:  # every deployed stage
+    LAKE_BUCKET = CONFIG.lake_bucket
+else:
+    # A laptop (`chalice local`, the test client): the local tooling dispatches each write to
+    # the transform under RAW_TRIGGER, and serves the bundled sample when no Spotify app is set.
+    from spotify_etl.local import LOCAL_BUCKET, serve_app_locally
+
+    LAKE_BUCKET = LOCAL_BUCKET
+    serve_app_locally()
 
 
 def services() -> services_module.Services:
-    return services_module.current(on_local_put=local_events)
+    return services_module.current()
 
 
 # --- extraction ---------------------------------------------------------------------------
 
 
-@app.schedule(Rate(CONFIG.history_poll_minutes, unit=Rate.MINUTES), name="poll_history")
+@app.schedule(SCHEDULES["poll_history"], name="poll_history")
 def poll_history(event: Any) -> dict[str, Any]:
     """Every 30 minutes (HISTORY_POLL_MINUTES): the newest 50 plays of every connected user."""
-    return runner.run_scheduled(services(), runner.HISTORY_DATASETS, event.context)
+    return runner.run_scheduled(services(), datasets.HISTORY, event.context)
 
 
-@app.schedule(Cron(0, 6, "*", "*", "?", "*"), name="daily_snapshot")
+@app.schedule(SCHEDULES["daily_snapshot"], name="daily_snapshot")
 def daily_snapshot(event: Any) -> dict[str, Any]:
     """Daily at 06:00 UTC: playlists, top items, saved tracks and genre enrichment."""
-    return runner.run_scheduled(services(), runner.DAILY_DATASETS, event.context)
+    return runner.run_scheduled(services(), datasets.DAILY, event.context)
 
 
 @app.lambda_function(name="extract")
@@ -52,20 +59,20 @@ def extract(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.on_s3_event(
     bucket=LAKE_BUCKET,
-    events=["s3:ObjectCreated:*"],
-    prefix="raw/",
-    suffix=".json.gz",
+    events=list(RAW_TRIGGER.events),
+    prefix=RAW_TRIGGER.prefix,
+    suffix=RAW_TRIGGER.suffix,
     name="transform",
 )
 def transform_raw(event: Any) -> dict[str, Any]:
     """Each raw object becomes rows in the curated tables (or a quarantine report)."""
-    return transform.transform_object(services(), event.key)
+    return transform.transform_object(services().storage, event.key)
 
 
-@app.schedule(Rate(1, unit=Rate.HOURS), name="reconcile")
+@app.schedule(SCHEDULES["reconcile"], name="reconcile")
 def reconcile(event: Any) -> dict[str, Any]:
-    """S3 drops an event after two retries: re-drive every raw object without a marker."""
-    return transform.reconcile(services())
+    """Hourly: S3 drops an event after two retries, so re-drive raw objects without a marker."""
+    return transform.reconcile(services().storage)
 
 
 # --- REST API -----------------------------------------------------------------------------
@@ -85,12 +92,12 @@ def start_run() -> Response:
 
 @app.route("/runs", methods=["GET"], authorizer=AUTHORIZER)
 def list_runs() -> dict[str, Any]:
-    return api.list_runs(services(), _query_params())
+    return api.list_runs(services().storage, _query_params())
 
 
 @app.route("/runs/{run_id}", methods=["GET"], authorizer=AUTHORIZER)
 def get_run(run_id: str) -> dict[str, Any]:
-    return api.get_run(services(), run_id)
+    return api.get_run(services().storage, run_id)
 
 
 @app.route("/auth/login", methods=["GET"])
@@ -120,9 +127,9 @@ def list_queries() -> dict[str, Any]:
 
 @app.route("/queries/{name}", methods=["GET"], authorizer=AUTHORIZER)
 def run_query(name: str) -> Response:
-    return api.run_query(services(), name, _query_params())
+    return api.run_query(services().query_engine, name, _query_params())
 
 
 @app.route("/queries/executions/{execution_id}", methods=["GET"], authorizer=AUTHORIZER)
 def get_execution(execution_id: str) -> Response:
-    return api.get_execution(services(), execution_id)
+    return api.get_execution(services().query_engine, execution_id)

@@ -218,12 +218,12 @@ def run_transform(lake: str, keys: list[str]) -> dict[str, Any]:
     services = Services(Config(lake_uri=lake))
     started = time.perf_counter()
     for key in keys:
-        handler.transform_object(services, key)
+        handler.transform_object(services.storage, key)
     incremental = time.perf_counter() - started
     files = sorted(Path(lake, "curated").rglob("*.parquet"))
     before = {path: path.read_bytes() for path in files}
     started = time.perf_counter()
-    handler.reprocess(services)
+    handler.reprocess(services.storage)
     reprocess = time.perf_counter() - started
     after = {path: path.read_bytes() for path in sorted(Path(lake, "curated").rglob("*.parquet"))}
     return {

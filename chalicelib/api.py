@@ -9,14 +9,19 @@ import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import BadRequestError, ChaliceViewError, NotFoundError, Response
 
+from chalicelib import datasets as registry
 from chalicelib import runs
-from chalicelib.layout import DATASETS, RUN_ID_PATTERN, iso, new_run_id
+from chalicelib.layout import RUN_ID_PATTERN, iso, new_run_id
 from chalicelib.queries.athena_engine import EXECUTION_ID_PATTERN
 from chalicelib.services import Services
+from chalicelib.storage import Storage
+
+if TYPE_CHECKING:
+    from chalicelib.queries import QueryEngine
 
 # How long a queued run may wait for the extraction function to pick it up (its own timeout
 # bounds the run after that).
@@ -49,18 +54,18 @@ def start_run(services: Services, raw_body: bytes | None) -> Response:
     )
 
 
-def get_run(services: Services, run_id: str) -> dict[str, Any]:
+def get_run(storage: Storage, run_id: str) -> dict[str, Any]:
     if not RUN_ID_PATTERN.fullmatch(run_id):
         raise BadRequestError(f"not a run id: {run_id!r}")
-    record = runs.describe_run(services.storage, run_id)
+    record = runs.describe_run(storage, run_id)
     if record is None:
         raise NotFoundError(f"no run {run_id}")
     return record
 
 
-def list_runs(services: Services, params: dict[str, str] | None) -> dict[str, Any]:
+def list_runs(storage: Storage, params: dict[str, str] | None) -> dict[str, Any]:
     limit = _int_param(params or {}, "limit", default=20, low=1, high=200)
-    return {"runs": runs.list_runs(services.storage, limit=limit)}
+    return {"runs": runs.list_runs(storage, limit=limit)}
 
 
 def _json_body(raw_body: bytes | None) -> Any:
@@ -86,9 +91,12 @@ def _run_request(body: Any) -> dict[str, Any]:
         datasets = body["datasets"]
         if not isinstance(datasets, list) or not datasets:
             raise BadRequestError("datasets must be a non-empty list")
-        bad = [d for d in datasets if d not in DATASETS]
-        if bad:
-            raise BadRequestError(f"unknown dataset(s) {bad}; known: {', '.join(DATASETS)}")
+        if not all(isinstance(d, str) for d in datasets):
+            raise BadRequestError("datasets must be a list of dataset names")
+        try:
+            registry.validate(datasets)
+        except ValueError as error:
+            raise BadRequestError(str(error)) from None
         request["datasets"] = list(dict.fromkeys(datasets))
     if "users" in body:
         users = body["users"]
@@ -221,11 +229,11 @@ def list_queries() -> dict[str, Any]:
     return {"queries": queries.list_queries()}
 
 
-def run_query(services: Services, name: str, params: dict[str, str] | None) -> Response:
+def run_query(engine: QueryEngine, name: str, params: dict[str, str] | None) -> Response:
     from chalicelib import queries
 
     try:
-        answer = services.query_engine.run(name, dict(params or {}))
+        answer = engine.run(name, dict(params or {}))
     except queries.UnknownQuery as error:
         raise NotFoundError(str(error)) from error
     except queries.QueryParameterError as error:
@@ -235,13 +243,13 @@ def run_query(services: Services, name: str, params: dict[str, str] | None) -> R
     return _query_response(answer)
 
 
-def get_execution(services: Services, execution_id: str) -> Response:
+def get_execution(engine: QueryEngine, execution_id: str) -> Response:
     from chalicelib import queries
 
     if not EXECUTION_ID_PATTERN.fullmatch(execution_id):
         raise BadRequestError(f"not an execution id: {execution_id!r}")
     try:
-        answer = services.query_engine.get_execution(execution_id)
+        answer = engine.get_execution(execution_id)
     except queries.UnknownExecution as error:
         raise NotFoundError(str(error)) from error
     except queries.QueryFailedError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import secrets
 import urllib.parse
@@ -15,7 +16,26 @@ QUARANTINE_PREFIX = "quarantine/"
 STATE_PREFIX = "state/"
 RUNS_PREFIX = "runs/"
 
-DATASETS = ("plays", "playlists", "top_items", "saved_tracks", "artists")
+
+@dataclass(frozen=True)
+class S3Trigger:
+    """An S3 event filter: what `@app.on_s3_event` declares, and what the local lake honours."""
+
+    prefix: str
+    suffix: str
+    events: tuple[str, ...]
+
+    def matches(self, key: str, event: str = "s3:ObjectCreated:Put") -> bool:
+        return (
+            key.startswith(self.prefix)
+            and key.endswith(self.suffix)
+            and any(fnmatch.fnmatchcase(event, pattern) for pattern in self.events)
+        )
+
+
+# The transform's trigger: every raw object, once written. Only raw keys match, so the
+# transform's own writes (curated/, runs/) never trigger it again.
+RAW_TRIGGER = S3Trigger(RAW_PREFIX, RAW_SUFFIX, ("s3:ObjectCreated:*",))
 
 _RAW_KEY = re.compile(
     r"^raw/(?P<dataset>[a-z_]+)/date=(?P<date>\d{4}-\d{2}-\d{2})/"

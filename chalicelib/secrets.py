@@ -12,12 +12,11 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from chalicelib.services import Services
+from chalicelib.config import Config
 
 CLIENT_ID = "spotify/client_id"
 CLIENT_SECRET = "spotify/client_secret"
@@ -180,15 +179,14 @@ def local_secrets_path(lake_uri: str) -> Path:
     return Path(lake_uri).resolve().parent / LOCAL_FILE_NAME
 
 
-def build_secrets(services: Services) -> SecretStore:
+def build_secrets(config: Config, ssm_client: Callable[[], Any]) -> SecretStore:
     """SSM for an S3 lake (`Config.secrets_path`), else the local file next to the lake.
 
     For a local lake, a `Config.secrets_path` ending in `.json` names the file instead (an SSM
     path there is ignored: it belongs to the deployed stages).
     """
-    config = services.config
     if config.is_s3_lake:
-        return SsmSecretStore(services.client("ssm"), config.secrets_path or DEFAULT_SSM_PATH)
+        return SsmSecretStore(ssm_client(), config.secrets_path or DEFAULT_SSM_PATH)
     if config.secrets_path and config.secrets_path.endswith(".json"):
         return LocalSecretStore(config.secrets_path)
     return LocalSecretStore(local_secrets_path(config.lake_uri))

@@ -1,7 +1,8 @@
 """The backends a handler needs, built lazily and once from a `Config`.
 
-`app.py` and the CLI ask `current()` for them; tests install their own with `use()`. Classes
-elsewhere receive what they need from here instead of creating clients themselves.
+`app.py` asks `current()` for them; the CLI and tests install their own with `use()`. Units
+elsewhere receive the one backend they use (a `Storage`, a secret store, a query engine) from
+here instead of creating clients themselves.
 """
 
 from __future__ import annotations
@@ -54,32 +55,31 @@ class Services:
         """The secret store, one per process: the app's secrets are read once (cold start)."""
         from chalicelib.secrets import build_secrets
 
-        return build_secrets(self)
+        return build_secrets(self.config, lambda: self.client("ssm"))
 
     @functools.cached_property
     def query_engine(self) -> QueryEngine:
         """Athena or DuckDB, as configured; one per process so executions can be looked up."""
         from chalicelib import queries
 
-        return queries.open_engine(self)
+        return queries.open_engine(self.config, lambda: self.client("athena"))
+
+
+def from_environment() -> Services:
+    """A deployed function's services: everything from the environment (contract §2)."""
+    return Services(load_config())
 
 
 _current: Services | None = None
+_build: Callable[[], Services] = from_environment
 
 
-def current(on_local_put: PutListener | None = None) -> Services:
-    """The process-wide services, built from the environment on first use.
-
-    `on_local_put` is the app's dispatcher of S3-style events, used when the lake is local.
-    """
+def current() -> Services:
+    """The process-wide services: those `use()` installed, else built once by the factory
+    (`from_environment` unless `build_with` named another)."""
     global _current
     if _current is None:
-        config = load_config()
-        if config.uses_sample:  # `chalice local` with no credentials: serve the bundled sample
-            from chalicelib.sample import start_sample
-
-            config, _standin = start_sample(config)
-        _current = Services(config, on_put=None if config.is_s3_lake else on_local_put)
+        _current = _build()
     return _current
 
 
@@ -87,3 +87,9 @@ def use(services: Services | None) -> None:
     """Install `services` as the process-wide ones (the CLI and tests); None forgets them."""
     global _current
     _current = services
+
+
+def build_with(factory: Callable[[], Services]) -> None:
+    """How `current()` builds the services on first use (a local lake: `spotify_etl.local`)."""
+    global _build
+    _build = factory

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from chalicelib.standin import (
+from spotify_standin import (
     Album,
     Artist,
     Episode,

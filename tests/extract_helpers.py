@@ -18,7 +18,7 @@ from chalicelib import layout, users
 from chalicelib.config import Config
 from chalicelib.extract.envelope import load_envelope
 from chalicelib.services import Services
-from chalicelib.standin import DEMO_USER, StandIn, demo_world
+from spotify_standin import DEMO_USER, StandIn, demo_world
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BUCKET = "lake-bucket"

@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 import acceptance_world as aw
 import pytest
 
-from chalicelib.cli import main
-from chalicelib.standin import Episode, LocalFile, Request, StandIn, World
-from chalicelib.standin.http import Answer, Call
+from spotify_etl.cli import main
+from spotify_standin import Episode, LocalFile, Request, StandIn, World
+from spotify_standin.http import Answer, Call
 
 # The stand-in's access and refresh tokens: none may show in output or in raw answers.
 TOKEN = re.compile(r"\b[AR]-[\w-]{24,}")

@@ -23,7 +23,8 @@ from moto import mock_aws
 import app
 from chalicelib import services as services_module
 from chalicelib.services import Services
-from chalicelib.standin import DEMO_USER, FRIEND_USER, StandIn
+from spotify_etl.local import dispatching
+from spotify_standin import DEMO_USER, FRIEND_USER, StandIn
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Api:
 @pytest.fixture
 def api(standin: StandIn, tmp_path: Path) -> Iterator[Api]:  # noqa: F811
     base = make_services(standin, str(tmp_path / "lake"))
-    services = Services(base.config, on_put=app.local_events)
+    services = dispatching(base.config)
     connect(services, standin)
     services_module.use(services)
     with Client(app.app, stage_name="local") as test_client:

@@ -21,13 +21,14 @@ import pytest
 import requests
 from moto import mock_aws
 
-from chalicelib import auth, connect, secrets
+from chalicelib import auth, secrets
 from chalicelib.config import Config
 from chalicelib.services import Services
 from chalicelib.spotify.client import AppCredentials, oauth_manager, token_refresher
 from chalicelib.spotify.tokens import StoredRefreshToken, UserAuth
-from chalicelib.standin import DEMO_USER, FRIEND_USER, StandIn, demo_world
 from chalicelib.storage import get_json
+from spotify_etl import connect
+from spotify_standin import DEMO_USER, FRIEND_USER, StandIn, demo_world
 
 START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 # A deployed callback is not on loopback: the stand-in, like Spotify, allows only registered ones.

@@ -18,9 +18,10 @@ import pytest
 from moto import mock_aws
 from parliament import analyze_policy_string
 
-from chalicelib import bootstrap, secrets
+from chalicelib import secrets
 from chalicelib.config import Config
 from chalicelib.tables import TABLES, glue_columns, glue_partition_keys
+from spotify_etl import bootstrap
 
 REGION = "us-east-1"
 BASE = Config(

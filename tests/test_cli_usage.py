@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chalicelib.cli import build_parser, main
-from chalicelib.report import render
+from spotify_etl.cli import build_parser, main
+from spotify_etl.report import render
 
 COMMANDS = ("demo", "run", "query", "reprocess", "connect", "bootstrap", "doctor")
 

@@ -19,8 +19,10 @@ import pytest
 from moto import mock_aws
 from test_bootstrap import register_views_as_athena_does
 
-from chalicelib import bootstrap, doctor, secrets
+from chalicelib import secrets
 from chalicelib.config import Config
+from chalicelib.schedules import expressions
+from spotify_etl import bootstrap, doctor
 
 REGION = "us-east-1"
 STAGE = "dev"
@@ -32,9 +34,19 @@ LAKE = bootstrap.Lake.from_uri(CONFIG.lake_uri)
 
 
 def schedules() -> dict[str, str]:
+    return expressions(CONFIG)
+
+
+def test_the_app_declares_the_schedules_doctor_checks() -> None:
     import app
 
-    return doctor.declared_schedules(app.app)
+    declared = {
+        source.name: source.schedule_expression.to_string()
+        for source in app.app.event_sources
+        if hasattr(source, "schedule_expression")
+    }
+    assert declared == expressions(app.CONFIG)
+    assert declared["daily_snapshot"] == "cron(0 6 * * ? *)"
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from chalicelib.extract.dataset import Settings
 from chalicelib.extract.runner import run_extraction
 from chalicelib.services import Services
 from chalicelib.spotify.tokens import token_state_key
-from chalicelib.standin import DEMO_USER, EDITORIAL_PLAYLIST, StandIn
 from chalicelib.storage import get_json
+from spotify_standin import DEMO_USER, EDITORIAL_PLAYLIST, StandIn
 
 # Shared fixtures, made visible to pytest in this module.
 standin, lake_uri, local_lake = helpers.standin, helpers.lake_uri, helpers.local_lake

@@ -14,11 +14,11 @@ import pytest
 from chalice.test import Client
 from extract_helpers import api_calls, connect, envelope_of, make_services, token_calls
 
-from chalicelib import layout, runs, services
-from chalicelib.extract import runner
+from chalicelib import datasets, layout, runs, services
+from chalicelib.extract import runner, top_items
 from chalicelib.extract.envelope import load_envelope
-from chalicelib.standin import DEMO_USER, StandIn
 from chalicelib.storage import dump_json
+from spotify_standin import DEMO_USER, StandIn
 
 # Shared fixtures, made visible to pytest in this module.
 standin, lake_uri, local_lake = helpers.standin, helpers.lake_uri, helpers.local_lake
@@ -77,7 +77,7 @@ def test_schedules_land_every_dataset_with_the_minimum_calls(
 
     assert poll["status"] == "succeeded" and daily["status"] == "succeeded"
     assert set(poll["results"][DEMO_USER]) == {"plays"}
-    assert set(daily["results"][DEMO_USER]) == set(runner.DAILY_DATASETS)
+    assert set(daily["results"][DEMO_USER]) == set(datasets.scheduled(datasets.DAILY))
     first = (
         Counter(
             {
@@ -236,7 +236,7 @@ def test_no_connected_user_fails_the_run(standin: StandIn, local_lake: str) -> N
 
 
 def test_unknown_datasets_are_refused(standin: StandIn, local_lake: str) -> None:
-    with pytest.raises(ValueError, match="unknown datasets: charts"):
+    with pytest.raises(ValueError, match=r"unknown dataset\(s\) charts"):
         runner.run_extraction(make_services(standin, local_lake), datasets=["charts"])
 
 
@@ -320,7 +320,7 @@ def test_a_crash_inside_a_run_fails_it_loudly(
     def broken(job: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setitem(runner.USER_DATASETS, "top_items", broken)
+    monkeypatch.setattr(top_items, "fetch", broken)
     record = runner.run_extraction(svc, datasets=["plays", "top_items"], run_at=standin.now)
     assert record["status"] == "failed"
     assert record["results"][DEMO_USER]["plays"]["status"] == "succeeded"

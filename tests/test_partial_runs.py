@@ -19,10 +19,10 @@ from chalicelib.config import Config
 from chalicelib.extract import runner
 from chalicelib.queries.duckdb_engine import DuckDBEngine
 from chalicelib.services import Services
-from chalicelib.standin import Album, Artist, Playlist, PlaylistEntry, StandIn, Track, User, World
 from chalicelib.transform import handler as transform
 from chalicelib.transform import rows
 from chalicelib.transform.raw import read_envelope
+from spotify_standin import Album, Artist, Playlist, PlaylistEntry, StandIn, Track, User, World
 
 START = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 USER = "u1"
@@ -67,7 +67,7 @@ def lake(tmp_path: Path) -> Iterator[tuple[StandIn, Services, str]]:
 def run(standin: StandIn, services: Services, at: datetime, dataset: str) -> str:
     standin.set_now(at)
     record = runner.run_extraction(services, datasets=[dataset], run_at=at)
-    transform.reconcile(services)
+    transform.reconcile(services.storage)
     return str(record["status"])
 
 

@@ -29,7 +29,6 @@ from chalicelib.queries import (
 from chalicelib.queries.athena_engine import AthenaEngine
 from chalicelib.queries.duckdb_engine import DuckDBEngine
 from chalicelib.queries.prepare import prepare
-from chalicelib.services import Services
 
 WORKGROUP = "spotify-etl-test"
 DATABASE = "spotify_etl_test"
@@ -279,24 +278,24 @@ def test_bad_parameters_start_nothing(athena: Any) -> None:
 
 
 def test_open_engine_follows_the_configuration(athena: Any, tmp_path: Any) -> None:
-    deployed = Services(
-        Config(
-            lake_uri="s3://lake-bucket",
-            query_engine="athena",
-            athena_workgroup=WORKGROUP,
-            glue_database=DATABASE,
-        ),
-        boto_client=lambda service: athena if service == "athena" else None,
+    deployed = Config(
+        lake_uri="s3://lake-bucket",
+        query_engine="athena",
+        athena_workgroup=WORKGROUP,
+        glue_database=DATABASE,
     )
-    engine = open_engine(deployed)
+    engine = open_engine(deployed, lambda: athena)
     assert isinstance(engine, AthenaEngine)
     assert (engine.client, engine.workgroup, engine.database) == (athena, WORKGROUP, DATABASE)
 
-    local = open_engine(Services(Config(lake_uri=str(tmp_path), query_engine="duckdb")))
+    def no_athena() -> Any:
+        raise AssertionError("a local engine needs no Athena client")
+
+    local = open_engine(Config(lake_uri=str(tmp_path), query_engine="duckdb"), no_athena)
     assert isinstance(local, DuckDBEngine)
     assert local.lake_dir == tmp_path.resolve()
 
     with pytest.raises(ValueError, match="local LAKE_URI"):
-        open_engine(Services(Config(lake_uri="s3://lake-bucket", query_engine="duckdb")))
+        open_engine(Config(lake_uri="s3://lake-bucket", query_engine="duckdb"), no_athena)
     with pytest.raises(ValueError, match="unknown QUERY_ENGINE"):
-        open_engine(Services(Config(query_engine="sqlite")))
+        open_engine(Config(query_engine="sqlite"), no_athena)

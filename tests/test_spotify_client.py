@@ -32,8 +32,8 @@ from chalicelib.spotify.client import RetryPolicy, SpotifyClient
 from chalicelib.spotify.errors import SpotifyCallError
 from chalicelib.spotify.recorder import endpoint_template
 from chalicelib.spotify.tokens import token_state_key
-from chalicelib.standin import DEMO_USER, FRIEND_USER, StandIn
 from chalicelib.storage import get_json
+from spotify_standin import DEMO_USER, FRIEND_USER, StandIn
 
 # Shared fixtures, made visible to pytest in this module.
 standin, lake_uri, local_lake = helpers.standin, helpers.lake_uri, helpers.local_lake

@@ -16,7 +16,7 @@ from openapi_check import validate_response
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyOAuth
 
-from chalicelib.standin import (
+from spotify_standin import (
     DEMO_USER,
     EDITORIAL_PLAYLIST,
     FRIEND_USER,
@@ -30,7 +30,7 @@ from chalicelib.standin import (
     demo_world,
     spotify_id,
 )
-from chalicelib.standin.demo import TOP_ARTISTS
+from spotify_standin.demo import TOP_ARTISTS
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 REDIRECT = "http://127.0.0.1:8765/callback"

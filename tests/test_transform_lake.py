@@ -16,7 +16,6 @@ import pytest
 
 from chalicelib import layout, services, tables
 from chalicelib.config import Config
-from chalicelib.local_events import LocalS3Events
 from chalicelib.services import Services
 from chalicelib.storage import get_json
 from chalicelib.transform import handler
@@ -67,7 +66,7 @@ def land(lake: Services, envelopes: list[dict[str, Any]]) -> list[str]:
 
 
 def transform_all(lake: Services, keys: list[str]) -> list[dict[str, Any]]:
-    return [handler.transform_object(lake, key) for key in keys]
+    return [handler.transform_object(lake.storage, key) for key in keys]
 
 
 def curated(lake: Services) -> dict[str, bytes]:
@@ -255,13 +254,13 @@ def test_reprocess_equals_the_incremental_result_in_any_order(
     transform_all(shuffled, keys)
     assert curated(shuffled) == curated(incremental)
     seen: list[str] = []
-    summary = handler.reprocess(incremental, progress=seen.append)
+    summary = handler.reprocess(incremental.storage, progress=seen.append)
     assert summary["done"] == len(envelopes)
     assert seen[-1] == f"{len(envelopes)}/{len(envelopes)} raw objects transformed"
     assert curated(incremental) == curated(shuffled)
     # Flushing every few rows (how a large reprocess bounds its memory) changes nothing either.
     monkeypatch.setattr(handler, "MAX_PENDING_ROWS", 5)
-    handler.reprocess(incremental)
+    handler.reprocess(incremental.storage)
     assert curated(incremental) == curated(shuffled)
 
 
@@ -283,7 +282,7 @@ def test_unreadable_raw_is_quarantined_and_left_in_place(lake: Services, case: s
     key = fx.raw_key_of(env)
     data = BAD[case](env)
     lake.storage.put(key, data)
-    marker = handler.transform_object(lake, key)
+    marker = handler.transform_object(lake.storage, key)
     assert marker["status"] == "quarantined" and marker["reason"]
     assert get_json(lake.storage, layout.marker_key(key)) == marker
     report = get_json(lake.storage, layout.quarantine_key(key))
@@ -298,14 +297,14 @@ def test_unknown_dataset_and_a_reused_object_that_is_missing_are_quarantined(
     podcasts = fx.envelope("plays", "alice", f"{DAY}T06:00:00Z", [])
     key = f"raw/podcasts/date={DAY}/user=alice/{podcasts['meta']['run_id']}.json.gz"
     lake.storage.put(key, fx.gz(podcasts))
-    assert "unknown dataset" in handler.transform_object(lake, key)["reason"]
+    assert "unknown dataset" in handler.transform_object(lake.storage, key)["reason"]
     astray = f"raw/plays/{DAY}/alice/run.json.gz"  # not the raw layout
     lake.storage.put(astray, fx.gz(podcasts))
-    assert "key is not raw/" in handler.transform_object(lake, astray)["reason"]
+    assert "key is not raw/" in handler.transform_object(lake.storage, astray)["reason"]
     podcasts["meta"]["dataset"] = "podcasts"
     key = fx.raw_key_of(podcasts)
     lake.storage.put(key, fx.gz(podcasts))
-    assert "unknown dataset" in handler.transform_object(lake, key)["reason"]
+    assert "unknown dataset" in handler.transform_object(lake.storage, key)["reason"]
     orphan = fx.playlists_envelope(
         f"{DAY}T06:00:00Z",
         [fx.simplified_playlist("pl1", "Mine", "alice", 1)],
@@ -318,16 +317,16 @@ def test_unknown_dataset_and_a_reused_object_that_is_missing_are_quarantined(
             }
         },
     )
-    marker = handler.transform_object(lake, fx.put_raw(lake.storage, orphan))
+    marker = handler.transform_object(lake.storage, fx.put_raw(lake.storage, orphan))
     assert marker["status"] == "quarantined" and "does not exist" in marker["reason"]
 
 
 def test_reconcile_redrives_only_unmarked_objects(lake: Services) -> None:
     keys = land(lake, every_dataset())
-    handler.transform_object(lake, keys[0])
-    assert handler.reconcile(lake) == {"objects": len(keys) - 1, "done": len(keys) - 1}
+    handler.transform_object(lake.storage, keys[0])
+    assert handler.reconcile(lake.storage) == {"objects": len(keys) - 1, "done": len(keys) - 1}
     assert all(get_json(lake.storage, layout.marker_key(k))["status"] == "done" for k in keys)
-    assert handler.reconcile(lake) == {"objects": 0}
+    assert handler.reconcile(lake.storage) == {"objects": 0}
 
 
 def test_concurrent_transforms_of_one_partition_lose_nothing_on_a_local_lake(
@@ -348,7 +347,7 @@ def test_concurrent_transforms_of_one_partition_lose_nothing_on_a_local_lake(
 
     def run(key: str) -> None:
         barrier.wait()
-        handler.transform_object(lake, key)
+        handler.transform_object(lake.storage, key)
 
     threads = [threading.Thread(target=run, args=(key,)) for key in keys]
     for thread in threads:
@@ -359,18 +358,24 @@ def test_concurrent_transforms_of_one_partition_lose_nothing_on_a_local_lake(
     assert len(table_rows(lake, "tracks", "track_id")) == 40
 
 
-def test_local_puts_are_dispatched_through_the_apps_own_s3_event(
-    lake: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import app as chalice_app
+def test_the_apps_s3_event_is_the_raw_trigger_the_local_lake_honours(lake: Services) -> None:
+    from chalice.app import S3EventConfig
 
-    events = LocalS3Events(chalice_app.app, chalice_app.LAKE_BUCKET)
-    wired = Services(lake.config, on_put=events)
+    import app as chalice_app
+    from spotify_etl.local import LocalEvents
+
+    (declared,) = [s for s in chalice_app.app.event_sources if isinstance(s, S3EventConfig)]
+    assert declared.name == "transform"
+    assert (declared.prefix, declared.suffix) == (layout.RAW_PREFIX, layout.RAW_SUFFIX)
+    assert tuple(declared.events) == layout.RAW_TRIGGER.events
+    assert layout.RAW_TRIGGER.matches("raw/plays/date=x/user=u/r.json.gz")
+    assert not layout.RAW_TRIGGER.matches("curated/plays/played_date=x/u.parquet")
+    assert not layout.RAW_TRIGGER.matches("raw/plays/date=x/user=u/r.json")
+    assert not layout.RAW_TRIGGER.matches("raw/plays/date=x/user=u/r.json.gz", "s3:ObjectRemoved:*")
+
+    wired = Services(lake.config)
+    wired.on_put = LocalEvents(wired)
     services.use(wired)
-    assert [s.name for s in events.matching("raw/plays/date=x/user=u/r.json.gz")] == ["transform"]
-    assert events.matching("curated/plays/played_date=x/u.parquet") == []
-    assert events.matching("raw/plays/date=x/user=u/r.json") == []
-    # A user id that needs encoding survives S3's URL-encoding of event keys.
     env = fx.plays_envelope(
         f"{DAY}T06:00:00Z", [fx.play(fx.T1, f"{DAY}T05:00:00Z")], user_id="anna lee+1"
     )

@@ -96,8 +96,8 @@ def test_s3_quarantine_and_reconcile(s3_lake: tuple[Any, str, Services]) -> None
     good = fx.put_raw(lake.storage, fx.top_envelope(f"{DAY}T06:00:00Z"))
     bad = "raw/plays/date=2026-03-02/user=alice/20260302T060000Z-badbad.json.gz"
     lake.storage.put(bad, b"not gzip at all")
-    assert handler.reconcile(lake) == {"objects": 2, "done": 1, "quarantined": 1}
+    assert handler.reconcile(lake.storage) == {"objects": 2, "done": 1, "quarantined": 1}
     assert lake.storage.get(bad).data == b"not gzip at all"
     assert "not gzip" in get_json(lake.storage, layout.quarantine_key(bad))["reason"]
     assert get_json(lake.storage, layout.marker_key(good))["rows"]["top_items"] == 5
-    assert handler.reconcile(lake) == {"objects": 0}
+    assert handler.reconcile(lake.storage) == {"objects": 0}

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 
 from chalicelib import layout, services, tables
 from chalicelib.config import Config
-from chalicelib.services import Services
 from chalicelib.storage import get_json
 from chalicelib.transform import handler, parquet_io
 
@@ -20,20 +19,21 @@ START = datetime(2026, 11, 16, tzinfo=UTC)
 
 
 def test_two_simulated_days_on_the_standin(tmp_path: Path) -> None:
-    import app as chalice_app
+    from chalicelib import datasets
     from chalicelib.extract import runner
-    from chalicelib.sample import start_sample
+    from spotify_etl.local import dispatching
+    from spotify_etl.sample import start_sample
 
     config, standin = start_sample(Config(lake_uri=str(tmp_path / "lake")), start=START)
-    lake = Services(config, on_put=chalice_app.local_events)
+    lake = dispatching(config)
     services.use(lake)
     try:
         for moment in (START + timedelta(hours=h) for h in (6, 12, 30, 36)):
             standin.set_now(moment)
-            datasets = [*runner.HISTORY_DATASETS]
+            chosen = [*datasets.scheduled(datasets.HISTORY)]
             if moment.hour == 6:
-                datasets += runner.DAILY_DATASETS
-            record = runner.run_extraction(lake, datasets=datasets, run_at=moment)
+                chosen += datasets.scheduled(datasets.DAILY)
+            record = runner.run_extraction(lake, datasets=chosen, run_at=moment)
             assert record["status"] in {"succeeded", "partial"}
     finally:
         standin.stop()
@@ -62,5 +62,5 @@ def test_two_simulated_days_on_the_standin(tmp_path: Path) -> None:
     # The demo user follows playlists it cannot read, and owns some it can.
     assert {p["items_readable"] for p in playlists} == {True, False}
 
-    handler.reprocess(lake)
+    handler.reprocess(lake.storage)
     assert {key: lake.storage.get(key).data for key in lake.storage.list("curated/")} == files

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import layout
+from chalicelib import datasets, layout
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
 from chalicelib.extract.envelope import load_envelope, ok_bodies
 from chalicelib.spotify.errors import SpotifyCallError
@@ -23,7 +23,6 @@ from chalicelib.storage import Storage, get_json, update_json
 
 INDEX_KEY = layout.state_key("artists", "index")
 SCANNED_KEY = layout.state_key("artists", "scanned")
-SCANNED_DATASETS = ("plays", "playlists", "saved_tracks", "top_items")
 
 
 def fetch(job: Fetch) -> Fetched:
@@ -74,7 +73,7 @@ def scan_new_raw(storage: Storage, settings: Settings) -> int:
     done = set((get_json(storage, SCANNED_KEY) or {}).get("keys", []))
     new_keys = [
         key
-        for dataset in SCANNED_DATASETS
+        for dataset in datasets.crediting()
         for key in storage.list(f"{layout.RAW_PREFIX}{dataset}/")
         if key.endswith(layout.RAW_SUFFIX) and key not in done
     ]

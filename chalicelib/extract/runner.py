@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from chalicelib import datasets as registry
 from chalicelib import layout, runs
 from chalicelib import users as users_module
-from chalicelib.extract import artists, playlists, plays, saved_tracks, top_items
+from chalicelib.datasets import Dataset
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
 from chalicelib.extract.envelope import build_envelope, write_envelope
 from chalicelib.spotify.errors import SpotifyCallError
@@ -29,25 +30,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HISTORY_DATASETS = ("plays",)
-DAILY_DATASETS = ("playlists", "top_items", "saved_tracks", "artists")
-
-# Per-user datasets, in the order a run fetches them. `artists` is once per run (see below).
-USER_DATASETS: dict[str, Callable[[Fetch], Fetched]] = {
-    "plays": plays.fetch,
-    "playlists": playlists.fetch,
-    "top_items": top_items.fetch,
-    "saved_tracks": saved_tracks.fetch,
-}
 DEFAULT_RUN_SECONDS = 14 * 60.0  # a run with no deadline given (CLI) still ends
 DEADLINE_MARGIN_SECONDS = 30.0  # kept free before a Lambda's end to write the run record
 
 Progress = Callable[[str], None]  # one line per finished dataset, for a person at a terminal
 
 
-def run_scheduled(services: Services, datasets: tuple[str, ...], context: Any) -> dict[str, Any]:
-    """A schedule's run: every connected user, `datasets`, now; bounded by the Lambda's time."""
-    return run_extraction(services, datasets=datasets, deadline=deadline_from(context))
+def run_scheduled(services: Services, group: str, context: Any) -> dict[str, Any]:
+    """A schedule's run: every connected user, the group's datasets (`datasets.HISTORY`,
+    `datasets.DAILY`), now; bounded by the Lambda's time."""
+    chosen = registry.scheduled(group)
+    return run_extraction(services, datasets=chosen, deadline=deadline_from(context))
 
 
 def run_requested(services: Services, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -72,17 +65,6 @@ def deadline_from(context: Any) -> float | None:
     return time.monotonic() + remaining - min(DEADLINE_MARGIN_SECONDS, remaining * 0.1)
 
 
-def validate_datasets(datasets: Iterable[str] | None) -> tuple[str, ...]:
-    """The datasets asked for, in fetch order; ValueError naming any unknown one."""
-    if datasets is None:
-        return layout.DATASETS
-    asked = list(datasets)
-    unknown = sorted(set(asked) - set(layout.DATASETS))
-    if unknown:
-        raise ValueError(f"unknown datasets: {', '.join(unknown)}; known: {layout.DATASETS}")
-    return tuple(d for d in layout.DATASETS if d in asked)
-
-
 def run_extraction(
     services: Services,
     *,
@@ -101,7 +83,7 @@ def run_extraction(
     A `run_id` whose record exists already is a retried request: its record is returned and
     nothing runs again. `deadline` is a `time.monotonic()` value.
     """
-    chosen = validate_datasets(datasets)
+    chosen = registry.validate(None if datasets is None else tuple(datasets))
     run_at = layout.utc(run_at or datetime.now(UTC))
     run_id = run_id or layout.new_run_id(run_at)
     deadline = deadline if deadline is not None else time.monotonic() + DEFAULT_RUN_SECONDS
@@ -180,31 +162,32 @@ class _Run:
             self.errors.append({"reason": "no_users", "message": "no connected user to run for"})
             return
         clients = {u.user_id: self._client(u, credentials) for u in selected}
+        chosen = [registry.REGISTRY[name] for name in datasets]
         for user in selected:
-            self._user_datasets(user.user_id, clients[user.user_id], datasets)
-        if "artists" in datasets:
-            self._enrichment(clients)
+            per_user = [dataset for dataset in chosen if dataset.per_user]
+            self._user_datasets(user.user_id, clients[user.user_id], per_user)
+        for dataset in chosen:
+            if not dataset.per_user:
+                self._once_per_run(clients, dataset)
 
     def _user_datasets(
-        self, user_id: str, client: SpotifyClient, datasets: tuple[str, ...]
+        self, user_id: str, client: SpotifyClient, datasets: list[Dataset]
     ) -> None:
         for dataset in datasets:
-            if dataset not in USER_DATASETS:
-                continue
             refused = self._token_refused(user_id)
             if refused is not None:
-                self._record(user_id, dataset, refused)
+                self._record(user_id, dataset.name, refused)
                 continue
-            outcome = self._dataset(user_id, client, dataset, USER_DATASETS[dataset])
-            if dataset == "plays" and outcome["status"] == "succeeded":
+            outcome = self._dataset(user_id, client, dataset.name, dataset.fetch)
+            if dataset.name == "plays" and outcome["status"] == "succeeded":
                 users_module.record_poll(self.storage, user_id, self.run_at)
 
-    def _enrichment(self, clients: dict[str, SpotifyClient]) -> None:
-        """Genre enrichment once per run, with the first user whose token works."""
+    def _once_per_run(self, clients: dict[str, SpotifyClient], dataset: Dataset) -> None:
+        """Enrichment is once per run, with the first user whose token works."""
         for user_id, client in clients.items():
             if self._token_refused(user_id):
                 continue
-            outcome = self._dataset(user_id, client, "artists", artists.fetch)
+            outcome = self._dataset(user_id, client, dataset.name, dataset.fetch)
             if not _refused(outcome):
                 return
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from chalicelib.services import Services
+from chalicelib.config import Config
 
 
 class QueryEngine(Protocol):
@@ -17,14 +16,13 @@ class QueryEngine(Protocol):
     def get_execution(self, execution_id: str) -> dict[str, Any]: ...
 
 
-def open_engine(services: Services) -> QueryEngine:
-    """DuckDB on the local lake directory, or Athena with the services' boto3 client."""
-    config = services.config
+def open_engine(config: Config, athena_client: Callable[[], Any]) -> QueryEngine:
+    """DuckDB on the local lake directory, or Athena with the client `athena_client()` makes."""
     if config.query_engine == "athena":
         from chalicelib.queries.athena_engine import AthenaEngine
 
         return AthenaEngine(
-            services.client("athena"),
+            athena_client(),
             workgroup=config.athena_workgroup,
             database=config.glue_database,
         )

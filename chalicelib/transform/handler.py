@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from chalicelib import layout
-from chalicelib.services import Services
 from chalicelib.storage import Storage
 from chalicelib.transform import markers, rows, writer
 from chalicelib.transform import reconcile as redrive
@@ -26,18 +25,17 @@ BATCH_SIZE = 200
 MAX_PENDING_ROWS = 100_000
 
 
-def transform_object(services: Services, key: str) -> dict[str, Any]:
+def transform_object(storage: Storage, key: str) -> dict[str, Any]:
     """Transform the raw object `key`; returns its marker (or `status: missing`)."""
-    return transform_objects(services, [key])[0]
+    return transform_objects(storage, [key])[0]
 
 
-def transform_objects(services: Services, keys: list[str]) -> list[dict[str, Any]]:
+def transform_objects(storage: Storage, keys: list[str]) -> list[dict[str, Any]]:
     """Transform raw objects together: each curated file they touch is rewritten once per
     `MAX_PENDING_ROWS` rows read (which bounds the memory a large batch takes).
 
     Returns one marker per key, in order (`status: missing` for a key that does not exist).
     """
-    storage = services.storage
     outcomes: dict[str, dict[str, Any]] = {}
     pending: dict[str, tuple[Run, dict[str, list[Row]]]] = {}
     pending_rows = 0
@@ -67,23 +65,22 @@ def _write(
     return written
 
 
-def reconcile(services: Services) -> dict[str, Any]:
+def reconcile(storage: Storage) -> dict[str, Any]:
     """Re-drive every raw object that has no transform marker (S3 drops events after 2 retries)."""
-    keys = redrive.unmarked_raw_keys(services.storage)
+    keys = redrive.unmarked_raw_keys(storage)
     logger.info("reconcile: %d raw objects without a marker", len(keys))
-    return redrive.redrive(keys, lambda batch: transform_objects(services, batch), BATCH_SIZE)
+    return redrive.redrive(keys, lambda batch: transform_objects(storage, batch), BATCH_SIZE)
 
 
-def reprocess(services: Services, progress: redrive.Progress | None = None) -> dict[str, Any]:
+def reprocess(storage: Storage, progress: redrive.Progress | None = None) -> dict[str, Any]:
     """Rebuild `curated/` from `raw/`: delete what the transform derived, transform everything.
 
     `progress(message)` is told of the headway after each batch of raw objects.
     """
-    storage = services.storage
     deleted = redrive.clear_derived(storage)
     keys = list(storage.list(layout.RAW_PREFIX))
     summary = redrive.redrive(
-        keys, lambda batch: transform_objects(services, batch), BATCH_SIZE, progress
+        keys, lambda batch: transform_objects(storage, batch), BATCH_SIZE, progress
     )
     return {"deleted": deleted, **summary}
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +21,6 @@ from chalicelib.transform.merge import SNAPSHOT_TABLES, dedupe
 from chalicelib.transform.objects import Row, ShapeError, mapping, object_list
 from chalicelib.transform.raw import Answer, Envelope, Run
 
-_PLAYLIST_ITEMS = re.compile(r"^playlists/(?P<id>[^/]+)/(?:items|tracks)$")
-_TOP = re.compile(r"^me/top/(?P<type>artists|tracks)$")
-_ARTIST = re.compile(r"^artists/(?P<id>[^/]+)$")
-# `/me/playlists` pages may link on as `/users/{id}/playlists` (the same listing).
-_MY_PLAYLISTS = re.compile(r"^(?:me|users/[^/]+)/playlists$")
 # What a dataset that stopped part-way (a 429 past the cap, 5xx retries exhausted) must not
 # claim: a fragment of a snapshot would replace the day's complete one, and saves it logged
 # would be logged again by the next run (its watermark did not move). Dimensions still count.
@@ -40,43 +36,24 @@ def envelope_rows(envelope: Envelope, reused: Mapping[str, Envelope]) -> dict[st
     `reused` maps the raw keys named in `meta.reused_items` to their envelopes: the unchanged
     playlists' item pages are read from there.
     """
-    rows = _Rows(envelope.run)
-    listed_playlists: list[Row] = []
-    items_read: set[str] = set()
+    reading = _Reading(_Rows(envelope.run), envelope.meta)
     for answer in envelope.answers:
-        body = answer.body
-        if not _is_read(answer.path):
+        routed = route(answer.path)
+        if routed is None:
             continue  # an answer the tables do not use (e.g. `me`): recorded, not read
-        if not isinstance(body, dict):
+        if not isinstance(answer.body, dict):
             raise ShapeError(f"{answer.path}: the body is not a JSON object")
-        if answer.path == "me/player/recently-played":
-            _plays(rows, body)
-        elif _MY_PLAYLISTS.match(answer.path):
-            rows.declare("playlists", "playlist_items")
-            listed_playlists.extend(_playlist_rows(rows.run, body))
-        elif match := _PLAYLIST_ITEMS.match(answer.path):
-            _playlist_items(rows, match["id"], answer)
-            items_read.add(match["id"])
-        elif match := _TOP.match(answer.path):
-            _top_items(rows, match["type"].removesuffix("s"), answer)
-        elif answer.path == "me/tracks":
-            _saved_tracks(rows, body, objects.timestamp(envelope.meta.get("known_until")))
-        elif _ARTIST.match(answer.path):
-            rows.artist(body)
-    items_read |= _reused_items(rows, envelope.meta.get("reused_items"), reused)
-    for playlist in listed_playlists:
+        read, match = routed
+        read(reading, answer, match)
+    rows = reading.rows
+    items_read = reading.items_read | _reused_items(rows, envelope.meta.get("reused_items"), reused)
+    for playlist in reading.listed_playlists:
         playlist["items_readable"] = playlist["playlist_id"] in items_read
         rows.add("playlists", playlist)
     if envelope.meta.get("complete") is False:
         for table in _NEEDS_COMPLETE_RUN:
             rows.tables.pop(table, None)
     return rows.result()
-
-
-def _is_read(path: str) -> bool:
-    return path in {"me/player/recently-played", "me/tracks"} or any(
-        pattern.match(path) for pattern in (_MY_PLAYLISTS, _PLAYLIST_ITEMS, _TOP, _ARTIST)
-    )
 
 
 def reused_raw_keys(envelope: Envelope) -> set[str]:
@@ -285,3 +262,66 @@ def _reused_items(rows: _Rows, reused_items: Any, reused: Mapping[str, Envelope]
                 _playlist_items(rows, playlist_id, answer)
                 read.add(playlist_id)
     return read
+
+
+# --- which answers the tables read: one route per request path below the API base ----------
+
+
+@dataclass
+class _Reading:
+    """One envelope being read: its rows, and what the playlist answers told so far."""
+
+    rows: _Rows
+    meta: dict[str, Any]
+    listed_playlists: list[Row] = field(default_factory=list)
+    items_read: set[str] = field(default_factory=set)
+
+
+def _read_plays(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    _plays(reading.rows, answer.body)
+
+
+def _read_playlists(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    reading.rows.declare("playlists", "playlist_items")
+    reading.listed_playlists.extend(_playlist_rows(reading.rows.run, answer.body))
+
+
+def _read_playlist_items(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    _playlist_items(reading.rows, match["id"], answer)
+    reading.items_read.add(match["id"])
+
+
+def _read_top_items(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    _top_items(reading.rows, match["type"].removesuffix("s"), answer)
+
+
+def _read_saved_tracks(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    known_until = objects.timestamp(reading.meta.get("known_until"))
+    _saved_tracks(reading.rows, answer.body, known_until)
+
+
+def _read_artist(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    reading.rows.artist(answer.body)
+
+
+_PLAYLIST_ITEMS = re.compile(r"^playlists/(?P<id>[^/]+)/(?:items|tracks)$")
+
+ROUTES: tuple[tuple[re.Pattern[str], Callable[[_Reading, Answer, re.Match[str]], None]], ...] = (
+    (re.compile(r"^me/player/recently-played$"), _read_plays),
+    # `/me/playlists` pages may link on as `/users/{id}/playlists` (the same listing).
+    (re.compile(r"^(?:me|users/[^/]+)/playlists$"), _read_playlists),
+    (_PLAYLIST_ITEMS, _read_playlist_items),
+    (re.compile(r"^me/top/(?P<type>artists|tracks)$"), _read_top_items),
+    (re.compile(r"^me/tracks$"), _read_saved_tracks),
+    (re.compile(r"^artists/(?P<id>[^/]+)$"), _read_artist),
+)
+
+
+def route(
+    path: str,
+) -> tuple[Callable[[_Reading, Answer, re.Match[str]], None], re.Match[str]] | None:
+    """The reader of an answer to `path`, with the path's match; None when no table reads it."""
+    for pattern, read in ROUTES:
+        if match := pattern.match(path):
+            return read, match
+    return None

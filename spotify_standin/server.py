@@ -16,10 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from chalicelib.standin import webapi
-from chalicelib.standin.accounts import Accounts
-from chalicelib.standin.http import Answer, Call, Request, api_error, oauth_error
-from chalicelib.standin.world import World
+from spotify_standin import webapi
+from spotify_standin.accounts import Accounts
+from spotify_standin.http import Answer, Call, Request, api_error, oauth_error
+from spotify_standin.world import World
 
 DEFAULT_CLIENT_ID = "standin-client-id"
 DEFAULT_CLIENT_SECRET = "standin-client-secret"  # the fake's own, not a real secret

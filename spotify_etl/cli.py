@@ -7,12 +7,13 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from chalicelib import services as services_module
-from chalicelib.config import Config, load_config
-from chalicelib.layout import DATASETS, parse_iso
-from chalicelib.report import format_run, render
+from chalicelib.config import load_config
+from chalicelib.datasets import NAMES as DATASETS
+from chalicelib.layout import parse_iso
+from spotify_etl.local import local_session
+from spotify_etl.report import format_run, render
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -138,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from chalicelib.extract import runner
 
     config = load_config()
-    with _local_services(config, at=args.at) as services:
+    with local_session(config, at=args.at) as services:
         record = runner.run_extraction(
             services,
             datasets=args.datasets,
@@ -182,14 +183,15 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     from chalicelib.transform import handler as transform
 
     config = load_config()
-    with _local_services(config, dispatch=False) as services:
-        summary = transform.reprocess(services, progress=_progress)
+    with local_session(config, dispatch=False) as services:
+        summary = transform.reprocess(services.storage, progress=_progress)
     print(json.dumps(summary, indent=2, default=str))
     return EXIT_OK
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    from chalicelib import auth, connect
+    from chalicelib import auth
+    from spotify_etl import connect
 
     config = load_config()
     if not config.has_spotify_app:
@@ -203,7 +205,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from chalicelib import bootstrap
+    from spotify_etl import bootstrap
 
     try:
         bootstrap.bootstrap_stage(
@@ -215,14 +217,14 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from chalicelib import doctor
+    from spotify_etl import doctor
 
     ok = doctor.check_stage(load_config(), stage=args.stage, out=print)
     return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from chalicelib import demo
+    from spotify_etl import demo
 
     if args.days < 1 or args.days > 7:
         raise UsageError("--days must be between 1 and 7")
@@ -230,39 +232,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-class _local_services:
-    """Services for a CLI command: the sample stand-in when no credentials, local dispatch."""
-
-    def __init__(self, config: Config, *, at: datetime | None = None, dispatch: bool = True):
-        self.config = config
-        self.at = at
-        self.dispatch = dispatch
-        self.standin: Any = None
-
-    def __enter__(self) -> services_module.Services:
-        config = self.config
-        if config.uses_sample:
-            from chalicelib.sample import SAMPLE_NOTICE, start_sample
-
-            config, self.standin = start_sample(config)
-            if self.at is not None:
-                self.standin.set_now(self.at)
-            print(SAMPLE_NOTICE, file=sys.stderr)
-        on_put = None
-        if self.dispatch and not config.is_s3_lake:
-            import app  # the app's own S3 event declarations drive the local dispatch
-
-            on_put = app.local_events
-        services = services_module.Services(config, on_put=on_put)
-        services_module.use(services)
-        return services
-
-    def __exit__(self, *exc: object) -> None:
-        services_module.use(None)
-        if self.standin is not None:
-            self.standin.stop()
 
 
 def _timestamp(text: str) -> datetime:

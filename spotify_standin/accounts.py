@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
-from chalicelib.standin.http import Answer, Call, api_error, oauth_error
+from spotify_standin.http import Answer, Call, api_error, oauth_error
 
 CODE_LIFETIME = timedelta(minutes=10)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")

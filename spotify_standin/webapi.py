@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib.standin import render
-from chalicelib.standin.accounts import AccessToken
-from chalicelib.standin.http import Answer, Call, api_error
-from chalicelib.standin.world import TIME_RANGES, Playlist, World
+from spotify_standin import render
+from spotify_standin.accounts import AccessToken
+from spotify_standin.http import Answer, Call, api_error
+from spotify_standin.world import TIME_RANGES, Playlist, World
 
 MAX_LIMIT = 50
 DEFAULT_LIMIT = 20

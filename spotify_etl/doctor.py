@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import bootstrap, secrets
+from chalicelib import secrets
 from chalicelib.config import Config
 from chalicelib.layout import RAW_PREFIX, RAW_SUFFIX
 from chalicelib.tables import LATEST_VIEWS, TABLES
+from spotify_etl import bootstrap
 
 APP_NAME = "spotify-etl"
 QUERY_WAIT_SECONDS = 60.0
@@ -41,30 +42,18 @@ def check_stage(config: Config, *, stage: str, out: Callable[[str], None] = prin
     """The CLI's `doctor --stage S`: checks the stage in the caller's account and region."""
     import boto3
 
-    from app import app as chalice_app  # the schedules as the app declares them
+    from chalicelib.schedules import expressions
 
     deployed = bootstrap.stage_config(stage, config)
     session = boto3.session.Session(region_name=deployed.aws_region)
     findings = run_checks(
-        deployed, session.client, stage=stage, schedules=declared_schedules(chalice_app)
+        deployed, session.client, stage=stage, schedules=expressions(deployed)
     )
     for finding in findings:
         out(finding.line())
     healthy = all(f.ok for f in findings)
     out("All checks passed." if healthy else "Some checks failed: see above.")
     return healthy
-
-
-def declared_schedules(app: Any) -> dict[str, str]:
-    """Handler name -> schedule expression, for every `@app.schedule` of the Chalice app."""
-    found = {}
-    for source in app.event_sources:
-        expression = getattr(source, "schedule_expression", None)
-        if expression is not None:
-            found[source.name] = (
-                expression if isinstance(expression, str) else expression.to_string()
-            )
-    return found
 
 
 def run_checks(

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from chalicelib.layout import iso
-from chalicelib.standin.world import (
+from spotify_standin.world import (
     Album,
     Artist,
     Episode,

@@ -19,7 +19,7 @@ def start_sample(config: Config, start: datetime | None = None) -> tuple[Config,
     `start` anchors the demo world's timeline (default: yesterday, 00:00 UTC), so a run
     "now" sees a history that has already begun.
     """
-    from chalicelib.standin import StandIn, demo_world
+    from spotify_standin import StandIn, demo_world
 
     if start is None:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

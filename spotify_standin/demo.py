@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from chalicelib.standin.world import (
+from spotify_standin.world import (
     Album,
     Artist,
     Episode,

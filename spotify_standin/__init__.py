@@ -7,10 +7,10 @@
 Only the standard library is imported here, so starting the sample stays cheap.
 """
 
-from chalicelib.standin.demo import DEMO_USER, EDITORIAL_PLAYLIST, FRIEND_USER, demo_world
-from chalicelib.standin.http import Request
-from chalicelib.standin.server import StandIn
-from chalicelib.standin.world import (
+from spotify_standin.demo import DEMO_USER, EDITORIAL_PLAYLIST, FRIEND_USER, demo_world
+from spotify_standin.http import Request
+from spotify_standin.server import StandIn
+from spotify_standin.world import (
     Album,
     Artist,
     Episode,

@@ -28,9 +28,10 @@ Out = Callable[[str], None]
 
 def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
     """Run the demo into `lake` (recreated) and print answers. Returns the exit code."""
-    import app
+    from chalicelib import datasets
     from chalicelib.extract import runner
-    from chalicelib.sample import SAMPLE_NOTICE, start_sample
+    from spotify_etl.local import dispatching
+    from spotify_etl.sample import SAMPLE_NOTICE, start_sample
 
     lake_dir = _fresh_lake(Path(lake))
     base = load_config().replace(
@@ -42,7 +43,7 @@ def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
         spotify_refresh_token=None,
     )
     config, standin = start_sample(base, start=DEMO_START)
-    services = services_module.Services(config, on_put=app.local_events)
+    services = dispatching(config)
     services_module.use(services)
     out(SAMPLE_NOTICE)
     out(f"Lake: {lake_dir}")
@@ -52,12 +53,12 @@ def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
             for hour in POLL_HOURS:
                 at = DEMO_START + timedelta(days=day, hours=hour)
                 standin.set_now(at)
-                datasets = list(runner.HISTORY_DATASETS)
+                chosen = list(datasets.scheduled(datasets.HISTORY))
                 if hour == SNAPSHOT_HOUR:
-                    datasets += list(runner.DAILY_DATASETS)
-                record = runner.run_extraction(services, datasets=datasets, run_at=at)
+                    chosen += datasets.scheduled(datasets.DAILY)
+                record = runner.run_extraction(services, datasets=chosen, run_at=at)
                 statuses[record["status"]] = statuses.get(record["status"], 0) + 1
-                progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(datasets):<45} {record['status']}")
+                progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(chosen):<45} {record['status']}")
         out(f"Runs: {statuses}")
         _print_answers(services, days, out)
     finally:
@@ -67,7 +68,7 @@ def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
 
 
 def _print_answers(services: services_module.Services, days: int, out: Out) -> None:
-    from chalicelib.report import render
+    from spotify_etl.report import render
 
     engine = services.query_engine
     first = (DEMO_START - timedelta(days=2)).date().isoformat()
