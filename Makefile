@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint serve bench clean
+.PHONY: demo test lint serve bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.transform_bench
+
+# What `chalice deploy` would upload for STAGE (default dev), and the zip's size.
+STAGE ?= dev
+package: $(STAMP)
+	rm -rf build/package
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(BIN)/chalice package --stage $(STAGE) --pkg-format terraform build/package
+	@$(BIN)/python -c "import os; print(f\"deployment.zip: {os.path.getsize('build/package/deployment.zip') / 1e6:.2f} MB\")"
 
 clean:
 	rm -rf $(VENV) lake

@@ -24,6 +24,7 @@ from chalicelib import secrets
 from chalicelib.config import Config, load_config, split_s3_uri
 from chalicelib.queries.athena_engine import wait_for_execution
 from chalicelib.tables import TABLES, Table, glue_columns, glue_partition_keys
+from spotify_etl.configure import check_layer, stage_layers
 
 Clients = Callable[[str], Any]
 Out = Callable[[str], None]
@@ -107,8 +108,12 @@ def bootstrap(
     with_crawler: bool = False,
     out: Out = print,
     view_wait_seconds: float = VIEW_QUERY_WAIT_SECONDS,
+    layers: list[str] | None = None,
 ) -> list[str]:
-    """Create or fix every resource of `stage`; returns what changed (empty: nothing did)."""
+    """Create or fix every resource of `stage`; returns what changed (empty: nothing did).
+
+    `layers` (default: the stage's in `.chalice/config.json`) are only checked: a missing one
+    is a warning, since `chalice deploy` is what needs it."""
     lake = Lake.from_uri(config.lake_uri)
     region = clients("s3").meta.region_name
     store = secrets.SsmSecretStore(clients("ssm"), config.secrets_path or secrets.DEFAULT_SSM_PATH)
@@ -129,6 +134,10 @@ def bootstrap(
         for change in step():
             out(f"  changed: {change}")
             changed.append(change)
+    for arn in stage_layers(stage) if layers is None else layers:
+        problem = check_layer(clients("lambda"), arn)
+        if problem:  # deploy would fail on it, but nothing here depends on it
+            out(f"  warning: {problem}")
     out(f"{len(changed)} change(s)." if changed else "Nothing to change: already bootstrapped.")
     out(f"Next: chalice deploy --stage {stage}")
     return changed
@@ -238,7 +247,7 @@ def _bucket_exists(s3: Any, bucket: str) -> bool:
             raise BootstrapError(
                 f"bucket {bucket} exists but these credentials cannot use it: another account "
                 "owns it (bucket names are global) or s3:ListBucket is denied. To rename it, "
-                "change LAKE_URI in .chalice/config.json and the bucket in .chalice/policy-*.json"
+                "pick another with `spotify-etl configure --stage S --bucket NAME --region R`"
             ) from error
         raise
     return True

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create, idempotently, the lake bucket, Glue database and tables, Athena "
         "workgroup and secret entries for a stage.",
     )
-    bootstrap.add_argument("--stage", required=True, choices=("dev", "prod"))
+    bootstrap.add_argument("--stage", required=True, help="a stage of .chalice/config.json")
     bootstrap.add_argument("--with-crawler", action="store_true", help="also a Glue crawler")
     bootstrap.set_defaults(handler=cmd_bootstrap)
 
@@ -127,8 +127,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a real deployment end to end",
         description="Check that secrets are readable, a query runs and the schedules exist.",
     )
-    doctor.add_argument("--stage", required=True, choices=("dev", "prod"))
+    doctor.add_argument("--stage", required=True, help="a stage of .chalice/config.json")
     doctor.set_defaults(handler=cmd_doctor)
+
+    configure = commands.add_parser(
+        "configure",
+        help="put a stage's bucket, names, region and pandas layer into .chalice/",
+        description="Write a deployed stage's resource names into .chalice/config.json and its "
+        "policy files, consistently; with --account, tighten the policies' ARNs to that region "
+        "and account; set the AWS SDK for pandas layer ARN of the region for the transform.",
+    )
+    configure.add_argument("--stage", required=True, help="stage name, e.g. dev (new or existing)")
+    configure.add_argument("--bucket", required=True, help="the lake's S3 bucket (globally unique)")
+    configure.add_argument("--region", required=True, help="AWS region, e.g. eu-west-1")
+    configure.add_argument("--account", help="12-digit AWS account id: tightens every ARN")
+    configure.set_defaults(handler=cmd_configure)
+
+    report = commands.add_parser(
+        "report",
+        help="write the dashboard as one self-contained HTML file",
+        description="Run the dashboard's named queries for a date range (the local DuckDB lake, "
+        "or a deployed stage's Athena when LAKE_URI is s3://...) and write the charts as one "
+        "HTML file that opens offline in any browser. Exit 2 on bad dates, zone or user.",
+    )
+    report.add_argument("--html", required=True, metavar="FILE", help="the HTML file to write")
+    report.add_argument("--start", required=True, metavar="D", help="first date (UTC), YYYY-MM-DD")
+    report.add_argument("--end", required=True, metavar="D", help="last date (UTC), inclusive")
+    report.add_argument("--user", metavar="U", help="one user's plays (default: all users)")
+    report.add_argument("--tz", default="UTC", metavar="Z", help="IANA zone for times of day")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
@@ -217,10 +244,42 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from spotify_etl import doctor
+    from spotify_etl import bootstrap, doctor
 
-    ok = doctor.check_stage(load_config(), stage=args.stage, out=print)
+    try:
+        ok = doctor.check_stage(load_config(), stage=args.stage, out=print)
+    except bootstrap.BootstrapError as error:
+        raise UsageError(str(error)) from error
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_configure(args: argparse.Namespace) -> int:
+    from spotify_etl import configure
+
+    try:
+        changed = configure.configure(args.stage, args.bucket, args.region, args.account)
+    except configure.ConfigureError as error:
+        raise UsageError(str(error)) from error
+    for path in changed:
+        print(f"  wrote {path}")
+    print(f"{len(changed)} file(s) changed." if changed else "Nothing to change.")
+    print(f"Next: AWS_REGION={args.region} spotify-etl bootstrap --stage {args.stage}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from chalicelib import dashboard, queries
+
+    params = {"start": args.start, "end": args.end, "user": args.user, "tz": args.tz}
+    services = services_module.Services(load_config())
+    try:
+        path = dashboard.write_report(services.query_engine, params, args.html, progress=_progress)
+    except queries.QueryParameterError as error:
+        raise UsageError(str(error)) from error
+    except dashboard.DashboardNotReady as error:
+        raise CommandFailed(str(error)) from error
+    print(path)
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from chalicelib.config import Config
 from chalicelib.layout import RAW_PREFIX, RAW_SUFFIX
 from chalicelib.tables import LATEST_VIEWS, TABLES
 from spotify_etl import bootstrap
+from spotify_etl.configure import check_layer, stage_layers
 
 APP_NAME = "spotify-etl"
 QUERY_WAIT_SECONDS = 60.0
@@ -47,7 +48,11 @@ def check_stage(config: Config, *, stage: str, out: Callable[[str], None] = prin
     deployed = bootstrap.stage_config(stage, config)
     session = boto3.session.Session(region_name=deployed.aws_region)
     findings = run_checks(
-        deployed, session.client, stage=stage, schedules=expressions(deployed)
+        deployed,
+        session.client,
+        stage=stage,
+        schedules=expressions(deployed),
+        layers=stage_layers(stage),
     )
     for finding in findings:
         out(finding.line())
@@ -62,6 +67,7 @@ def run_checks(
     *,
     stage: str,
     schedules: Mapping[str, str],
+    layers: list[str],
     query_wait_seconds: float = QUERY_WAIT_SECONDS,
 ) -> list[Finding]:
     """Every check, in order; each one's failure is reported, never raised."""
@@ -76,6 +82,7 @@ def run_checks(
         ("schedules", lambda: check_schedules(clients("events"), stage, schedules)),
         ("transform trigger", lambda: check_trigger(clients("s3"), lake, stage)),
         ("extract function", lambda: check_function(clients("lambda"), config)),
+        ("pandas layer", lambda: check_layers(clients("lambda"), layers)),
     ]
     findings = []
     for name, check in checks:
@@ -173,6 +180,16 @@ def check_function(lambda_client: Any, config: Config) -> str:
     except lambda_client.exceptions.ResourceNotFoundException:
         raise Problem(f"{config.extract_function} not found: chalice deploy") from None
     return f"{config.extract_function} exists"
+
+
+def check_layers(lambda_client: Any, layers: list[str]) -> str:
+    """The transform imports pyarrow from its layer: without it, every raw object fails."""
+    if not layers:
+        raise Problem("no layer on transform/reconcile: spotify-etl configure sets it")
+    problems = [p for p in (check_layer(lambda_client, arn) for arn in layers) if p]
+    if problems:
+        raise Problem("; ".join(problems))
+    return ", ".join(layers) + " readable"
 
 
 def _aws_error(error: Exception) -> str:

@@ -7,11 +7,10 @@ Development-Mode apps (`popularity`, `followers`, `label`, `available_markets`) 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from chalicelib.layout import iso
 from spotify_standin.world import (
     Album,
     Artist,
@@ -29,12 +28,14 @@ JSON = dict[str, Any]
 
 def timestamp(moment: datetime) -> str:
     """`added_at` style: whole seconds, `Z`."""
-    return iso(moment)[:-5] + "Z"
+    return played_at(moment)[:-5] + "Z"
 
 
 def played_at(moment: datetime) -> str:
-    """`played_at` style: milliseconds, `Z` (`2026-11-20T08:15:30.123Z`)."""
-    return iso(moment)
+    """`played_at` style: milliseconds, `Z` (`2026-11-20T08:15:30.123Z`). The stand-in speaks
+    Spotify's formats with its own code, never the product's."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _links(api: str, kind: str, id_: str) -> JSON:

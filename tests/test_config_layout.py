@@ -94,3 +94,24 @@ def test_enrichment_budget_and_ttl_are_configurable() -> None:
     settings = Settings.from_config(load_config({"ARTIST_BUDGET": "7", "ARTIST_TTL_DAYS": "3"}))
     assert settings.artist_budget == 7 and settings.artist_ttl == timedelta(days=3)
     assert Settings.from_config(load_config({})).artist_budget == 100
+
+
+def test_lambda_code_never_imports_local_tooling_or_the_app() -> None:
+    """`chalicelib/` is what the functions import: no module there reaches for the CLI, the
+    stand-in or `app.py` (app.py itself wires local tooling only when the lake is local)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "chalicelib"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in {"app", "spotify_etl", "spotify_standin"}:
+                    offenders.append(f"{path.relative_to(root.parent)}: {name}")
+    assert offenders == []

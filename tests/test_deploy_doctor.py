@@ -23,6 +23,7 @@ from chalicelib import secrets
 from chalicelib.config import Config
 from chalicelib.schedules import expressions
 from spotify_etl import bootstrap, doctor
+from spotify_etl.configure import pandas_layer, stage_layers
 
 REGION = "us-east-1"
 STAGE = "dev"
@@ -103,8 +104,27 @@ def connect_a_user(clients: bootstrap.Clients) -> None:
     store.put(secrets.refresh_token_name("someone"), "R-refresh")
 
 
-def check(clients: bootstrap.Clients) -> dict[str, doctor.Finding]:
-    findings = doctor.run_checks(CONFIG, clients, stage=STAGE, schedules=schedules())
+def publish_pandas_layer(clients: bootstrap.Clients) -> str:
+    """moto has none of AWS's public layers: publish a stand-in of the pandas layer."""
+    content = io.BytesIO()
+    with zipfile.ZipFile(content, "w") as archive:
+        archive.writestr("python/pyarrow/__init__.py", "")
+    return str(
+        clients("lambda").publish_layer_version(
+            LayerName="AWSSDKPandas-Python311",
+            Content={"ZipFile": content.getvalue()},
+            CompatibleRuntimes=["python3.11"],
+        )["LayerVersionArn"]
+    )
+
+
+def check(
+    clients: bootstrap.Clients, layers: list[str] | None = None
+) -> dict[str, doctor.Finding]:
+    layers = stage_layers(STAGE) if layers is None else layers
+    findings = doctor.run_checks(
+        CONFIG, clients, stage=STAGE, schedules=schedules(), layers=layers
+    )
     return {f.check: f for f in findings}
 
 
@@ -125,6 +145,7 @@ def test_nothing_deployed_fails_every_check_without_raising(clients: bootstrap.C
         "schedules",
         "transform trigger",
         "extract function",
+        "pandas layer",
     ]
     assert not any(f.ok for f in findings.values())
     assert "run bootstrap" in findings["secrets"].detail
@@ -146,12 +167,25 @@ def test_bootstrapped_but_not_deployed(clients: bootstrap.Clients) -> None:
     assert not findings["extract function"].ok
 
 
+def test_a_layer_the_account_cannot_read_fails_and_names_the_right_one(
+    clients: bootstrap.Clients,
+) -> None:
+    wrong = "arn:aws:lambda:eu-west-1:336392948345:layer:AWSSDKPandas-Python311:33"
+    finding = check(clients, [wrong])["pandas layer"]
+    assert not finding.ok
+    assert wrong in finding.detail and "ResourceNotFoundException" in finding.detail
+    # The region doctor runs in is us-east-1: it names that region's layer.
+    assert pandas_layer("us-east-1") in finding.detail
+    assert check(clients, [publish_pandas_layer(clients)])["pandas layer"].ok
+    assert not check(clients, [])["pandas layer"].ok
+
+
 def test_a_healthy_deployment_passes(clients: bootstrap.Clients) -> None:
     bootstrap.bootstrap(CONFIG, clients, stage=STAGE, out=lambda _: None)
     register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
     deploy_as_chalice_would(clients)
     connect_a_user(clients)
-    findings = check(clients)
+    findings = check(clients, [publish_pandas_layer(clients)])
     assert {name: f.ok for name, f in findings.items()} == dict.fromkeys(findings, True)
     assert "1 connected user" in findings["secrets"].detail
     lines = "\n".join(f.line() for f in findings.values())

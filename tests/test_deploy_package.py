@@ -7,8 +7,7 @@ region but no credentials; it downloads Lambda wheels for spotipy from PyPI. Not
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 import pytest
 
 from chalicelib.config import load_config
+from tests.package_helpers import ROOT, chalice_package
 
-ROOT = Path(__file__).resolve().parent.parent
 STAGE = "dev"
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"][STAGE]
 ZIP_BUDGET = 10 * 1024 * 1024  # the deployment zip, compressed
@@ -26,33 +25,13 @@ UNZIPPED_BUDGET = 50 * 1024 * 1024
 # Heavy libraries that must not ride in every function: the transform gets pandas/pyarrow from its
 # layer, duckdb is local-only.
 HEAVY = {"pandas", "pyarrow", "numpy", "duckdb"}
-# pip's words for "could not reach the index": the only failure that skips instead of failing.
-OFFLINE_MARKERS = ("NewConnectionError", "Temporary failure in name resolution", "No route to host")
+LOCAL_ONLY = {"spotify_etl", "spotify_standin", "benchmarks", "examples", "docs"}
+README = ROOT / "README.md"
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("terraform")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k not in {"SPOTIPY_CLIENT_ID", "SPOTIPY_CLIENT_SECRET"}
-    }
-    env["AWS_DEFAULT_REGION"] = "us-east-1"
-    chalice = Path(sys.executable).parent / "chalice"
-    done = subprocess.run(
-        [str(chalice), "package", "--stage", STAGE, "--pkg-format", "terraform", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    if done.returncode != 0:
-        if any(marker in done.stderr for marker in OFFLINE_MARKERS):
-            pytest.skip(f"chalice package could not reach PyPI for Lambda wheels: {done.stderr}")
-        pytest.fail(f"chalice package failed:\n{done.stdout}\n{done.stderr}")
-    return out
+    return chalice_package(ROOT, STAGE, tmp_path_factory.mktemp("terraform"))
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +106,24 @@ def test_deployment_zip_is_small_and_light(package: Path) -> None:
     assert not HEAVY & top
     assert {"app.py", "chalicelib", "spotipy"} <= top
     assert not {"tests", ".venv", "lake"} & top
+
+
+def test_deployment_zip_holds_only_lambda_code(package: Path) -> None:
+    """The local tooling and the stand-in stay on the laptop."""
+    with zipfile.ZipFile(package / "deployment.zip") as archive:
+        names = archive.namelist()
+    top = {name.split("/")[0] for name in names}
+    assert not LOCAL_ONLY & top
+    ours = [n for n in names if n == "app.py" or n.startswith("chalicelib/")]
+    assert all(n.endswith((".py", ".sql", "/")) or "/dashboard/" in n for n in ours), ours
+
+
+def test_readme_states_the_measured_zip_size(package: Path) -> None:
+    """The README's figure is what `chalice package` makes today, within 10 %."""
+    size_mb = (package / "deployment.zip").stat().st_size / 1e6
+    stated = re.search(r"deployment zip.*?is about\s+([0-9.]+)\s+MB", README.read_text(), re.S)
+    assert stated, "README.md must state 'the deployment zip ... is about N MB'"
+    assert abs(float(stated[1]) - size_mb) <= 0.1 * size_mb, f"measured {size_mb:.2f} MB"
 
 
 def test_every_route_but_the_oauth_pair_requires_iam(package: Path) -> None:
