@@ -6,7 +6,7 @@ from typing import Any
 
 from chalice import Chalice, IAMAuthorizer, Response
 
-from chalicelib import api, datasets
+from chalicelib import api, dashboard, datasets
 from chalicelib import services as services_module
 from chalicelib.config import load_config
 from chalicelib.extract import runner
@@ -133,3 +133,9 @@ def run_query(name: str) -> Response:
 @app.route("/queries/executions/{execution_id}", methods=["GET"], authorizer=AUTHORIZER)
 def get_execution(execution_id: str) -> Response:
     return api.get_execution(services().query_engine, execution_id)
+
+
+@app.route("/dashboard", methods=["GET"], authorizer=AUTHORIZER)
+def get_dashboard() -> Response:
+    """The dashboard (contract §10) as one `text/html` page."""
+    return dashboard.respond(services().query_engine, _query_params())

@@ -61,6 +61,7 @@ def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
                 progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(chosen):<45} {record['status']}")
         out(f"Runs: {statuses}")
         _print_answers(services, days, out)
+        out(f"\nDashboard: {_write_dashboard(services, days, lake_dir)}")
     finally:
         services_module.use(None)
         standin.stop()
@@ -94,6 +95,20 @@ def _print_answers(services: services_module.Services, days: int, out: Out) -> N
         shown = " ".join(f"{k}={v}" for k, v in params.items())
         out(f"\n== {name} ({shown}) — sample data")
         out(render(answer["columns"], answer["rows"], "table").rstrip())
+
+
+def _write_dashboard(services: services_module.Services, days: int, lake_dir: Path) -> Path:
+    """The demo's dashboard (`spotify-etl report --html`) over the answers' range, in the lake."""
+    from chalicelib import dashboard
+    from spotify_etl.sample import SAMPLE_NOTICE
+
+    params = {
+        "start": (DEMO_START - timedelta(days=2)).date().isoformat(),
+        "end": (DEMO_START + timedelta(days=days - 1)).date().isoformat(),
+        "tz": "Europe/Berlin",
+    }
+    path = lake_dir / "dashboard.html"
+    return dashboard.write_report(services.query_engine, params, path, notice=SAMPLE_NOTICE)
 
 
 def _demo_user(services: services_module.Services) -> str:
