@@ -139,3 +139,9 @@ def get_execution(execution_id: str) -> Response:
 def get_dashboard() -> Response:
     """The dashboard (contract §10) as one `text/html` page."""
     return dashboard.respond(services().query_engine, _query_params())
+
+
+@app.route("/health", methods=["GET"], authorizer=AUTHORIZER)
+def get_health() -> dict[str, Any]:
+    """Users' poll freshness and open gaps, the request budget and any cooldown (§5, §9)."""
+    return api.health(services(), _query_params())

@@ -6,7 +6,6 @@ JSON body (`{"Code", "Message"}`) says what was wrong; nothing unvalidated reach
 from __future__ import annotations
 
 import json
-import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,10 +14,11 @@ from chalice import BadRequestError, ChaliceViewError, NotFoundError, Response
 
 from chalicelib import datasets as registry
 from chalicelib import runs
-from chalicelib.layout import RUN_ID_PATTERN, iso, new_run_id
+from chalicelib.layout import RUN_ID_PATTERN, RUNS_PREFIX, iso, new_run_id
 from chalicelib.queries.athena_engine import EXECUTION_ID_PATTERN
+from chalicelib.queries.parameters import USER_ID_PATTERN
 from chalicelib.services import Services
-from chalicelib.storage import Storage
+from chalicelib.storage import Storage, create_json
 
 if TYPE_CHECKING:
     from chalicelib.queries import QueryEngine
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 # bounds the run after that).
 RUN_START_WAIT_SECONDS = 15 * 60
 
-# Spotify user ids are letters, digits and a little punctuation; be generous, never a path.
-_USER_ID = re.compile(r"^[\w.+@-]{1,128}$")
+# Spotify user ids are letters, digits and a little punctuation; never a path. One pattern,
+# shared with the queries' `user` parameter.
+_USER_ID = USER_ID_PATTERN
 _RUN_BODY_KEYS = {"datasets", "users", "run_id"}
 
 
@@ -38,20 +39,40 @@ _RUN_BODY_KEYS = {"datasets", "users", "run_id"}
 def start_run(services: Services, raw_body: bytes | None) -> Response:
     """`POST /runs`: accept at once (202); the extraction proceeds asynchronously.
 
-    A queued record is written first, so `GET /runs/{id}` answers at once and a retried
-    request with the same `run_id` finds it and starts nothing.
+    A queued record is written first, so `GET /runs/{id}` answers at once. A retried request
+    with the same `run_id` starts nothing — unless the record is still queued and no dispatch
+    of it ever succeeded (the invoke raised): then it is dispatched again, since otherwise the
+    run would answer 202 and never run. Dispatching twice is harmless: the extraction takes a
+    queued record over with a conditional write, so only one delivery runs.
     """
     request = _run_request(_json_body(raw_body))
     _check_users_known(services, request.get("users"))
     run_at = datetime.now(UTC)
     run_id = request.get("run_id") or new_run_id(run_at)
     deadline = run_at + timedelta(seconds=RUN_START_WAIT_SECONDS)
-    if runs.queue_run(services.storage, run_id, run_at, deadline):
-        _dispatch_run(services, {**request, "run_id": run_id, "run_at": iso(run_at)})
+    created = runs.queue_run(services.storage, run_id, run_at, deadline)
     record = runs.get_run(services.storage, run_id) or {}
+    marker = dispatch_marker_key(run_id)
+    if created or (record.get("status") == runs.QUEUED and services.storage.get(marker) is None):
+        queued_at = record.get("run_at") or iso(run_at)
+        try:
+            _dispatch_run(services, {**request, "run_id": run_id, "run_at": queued_at})
+        except Exception as error:
+            raise ChaliceViewError(
+                f"run {run_id} is queued but could not be started ({type(error).__name__}); "
+                "retry with the same run_id"
+            ) from error
+        # Beside the record, not in it: the extraction takes the record over by its etag.
+        create_json(services.storage, marker, {"run_id": run_id, "at": iso(datetime.now(UTC))})
+        record = runs.get_run(services.storage, run_id) or record
     return Response(
         body={"run_id": run_id, "status": runs.effective_status(record)}, status_code=202
     )
+
+
+def dispatch_marker_key(run_id: str) -> str:
+    """`runs/dispatched/<run_id>.json`: written once the dispatch of a queued run succeeded."""
+    return f"{RUNS_PREFIX}dispatched/{run_id}.json"
 
 
 def get_run(storage: Storage, run_id: str) -> dict[str, Any]:
@@ -216,7 +237,7 @@ def delete_user(services: Services, user_id: str) -> dict[str, Any]:
 
 
 def _check_user_id(user_id: Any) -> None:
-    if not isinstance(user_id, str) or not _USER_ID.match(user_id):
+    if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
         raise BadRequestError(f"not a Spotify user id: {user_id!r}")
 
 
@@ -263,6 +284,20 @@ def _query_response(answer: dict[str, Any]) -> Response:
     return Response(body=answer, status_code=200 if is_finished(answer) else 202)
 
 
+# --- health -------------------------------------------------------------------------------
+
+
+def health(services: Services, params: dict[str, str] | None = None) -> dict[str, Any]:
+    """`GET /health` (contract §5): users' poll freshness and the request budget; no
+    parameters, no Spotify call."""
+    from chalicelib import health as health_module
+
+    unknown = sorted(params or {})
+    if unknown:
+        raise BadRequestError(f"unknown parameter(s): {', '.join(unknown)}")
+    return health_module.report(services)
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 
@@ -273,6 +308,7 @@ def _int_param(params: dict[str, str], name: str, *, default: int, low: int, hig
     text = params.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII digits only: `"²".isdigit()` is True, yet int("²") raises (a 500, not a 400).
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise BadRequestError(f"{name} must be an integer from {low} to {high}")
     return int(text)

@@ -43,6 +43,9 @@ class Config:
     # long an artist's genres count as fresh.
     artist_budget: int = 100
     artist_ttl_days: int = 30
+    # Web API calls a UTC day, all users and datasets together (contract §9): the Spotify app's
+    # quota is shared by everything that uses it, and past it Spotify locks the app out for hours.
+    spotify_daily_budget: int = 800
     # True when the Spotify settings point at the bundled offline sample (chalicelib/sample.py).
     sample: bool = False
 
@@ -93,6 +96,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         history_poll_minutes=int(env.get("HISTORY_POLL_MINUTES") or Config.history_poll_minutes),
         artist_budget=int(env.get("ARTIST_BUDGET") or Config.artist_budget),
         artist_ttl_days=int(env.get("ARTIST_TTL_DAYS") or Config.artist_ttl_days),
+        spotify_daily_budget=int(
+            env.get("SPOTIFY_DAILY_BUDGET") or Config.spotify_daily_budget
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from chalicelib.storage import (
     create_json,
     dump_json,
     get_json,
+    list_after,
     update_json,
 )
 
@@ -104,15 +105,56 @@ def effective_status(record: dict[str, Any], now: datetime | None = None) -> str
     return "running" if status == QUEUED else status
 
 
-def list_runs(storage: Storage, limit: int = 20) -> list[dict[str, Any]]:
+def list_runs(
+    storage: Storage, limit: int = 20, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """Recent runs, newest first (run ids sort by time)."""
-    keys = sorted(storage.list(RECORDS_PREFIX), reverse=True)[:limit]
     runs = []
+    keys = recent_record_keys(storage, limit, now)
     for key in keys:
         record = get_json(storage, key)
         if record is not None:
             runs.append(_summary(record))
     return runs
+
+
+def recent_record_keys(storage: Storage, limit: int, now: datetime | None = None) -> list[str]:
+    """The keys of the `limit` newest run records, newest first, listing only what that needs.
+
+    Run ids begin with their run's UTC time (`20261124T063000Z-…`), so a month's records share
+    a prefix (`runs/records/202611`). S3 lists in ascending order only: one listing finds the
+    oldest record (where to stop), one the records of months after `now`'s (runs simulated with
+    a later `--at`), then months are listed newest first until `limit` records are found.
+    Requests grow with the months holding those records, not with the number of runs ever made.
+    """
+    oldest = next(iter(storage.list(RECORDS_PREFIX)), None)
+    if oldest is None:
+        return []
+    first_month = _month_of(oldest)
+    if first_month is None:  # not a run id: fall back to the whole listing
+        return sorted(storage.list(RECORDS_PREFIX), reverse=True)[:limit]
+    this_month = (now or datetime.now(UTC)).strftime("%Y%m")
+    # '~' sorts after every digit: start after all of this month's records.
+    later = list(list_after(storage, RECORDS_PREFIX, f"{RECORDS_PREFIX}{this_month}~"))
+    found = sorted(later, reverse=True)[:limit]
+    month = this_month
+    while len(found) < limit and month >= first_month:
+        found += sorted(storage.list(f"{RECORDS_PREFIX}{month}"), reverse=True)[
+            : limit - len(found)
+        ]
+        month = _previous_month(month)
+    return found
+
+
+def _month_of(key: str) -> str | None:
+    """`runs/records/20261124T…` → `202611`; None for a key that is not a run record's."""
+    month = key[len(RECORDS_PREFIX) :][:6]
+    return month if len(month) == 6 and month.isascii() and month.isdigit() else None
+
+
+def _previous_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[4:])
+    return f"{year - 1}12" if number == 1 else f"{year}{number - 1:02d}"
 
 
 def describe_run(

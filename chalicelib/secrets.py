@@ -2,7 +2,9 @@
 
 Locally a JSON file created with mode 0600 next to (never inside) the lake; deployed, SSM
 Parameter Store SecureStrings under `Config.secrets_path`. Names are `/`-separated:
-`users/<user_id>/refresh_token`, `spotify/client_id`, `spotify/client_secret`, `signing_key`.
+`users/<user_id>/refresh_token`, `users/<user_id>/access_token` (the cached access token),
+`env/refresh_token` (the `SPOTIFY_REFRESH_TOKEN` user's rotated token), `spotify/client_id`,
+`spotify/client_secret`, `signing_key`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,22 @@ CLIENT_SECRET = "spotify/client_secret"
 SIGNING_KEY = "signing_key"
 USERS_PREFIX = "users/"
 LOCAL_FILE_NAME = ".spotify-etl-secrets.json"
+_APP_SECRETS = frozenset({CLIENT_ID, CLIENT_SECRET, SIGNING_KEY})
 DEFAULT_SSM_PATH = "/spotify-etl"
+
+
+# The `SPOTIFY_REFRESH_TOKEN` user's rotated token: `{"seeded_from", "refresh_token"}` as JSON.
+ENV_REFRESH_TOKEN = "env/refresh_token"
 
 
 def refresh_token_name(user_id: str) -> str:
     return f"{USERS_PREFIX}{user_id}/refresh_token"
+
+
+def access_token_name(user_id: str) -> str:
+    """A user's cached access token (`{"access_token", "expires_at"}` as JSON): a bearer secret,
+    so it lives here and not in the lake, where every reader of `state/` would see it."""
+    return f"{USERS_PREFIX}{user_id}/access_token"
 
 
 class SecretStore(Protocol):
@@ -110,7 +123,7 @@ class SsmSecretStore:
         self.client = client
         self.path = "/" + path.strip("/")
         # The app's own secrets are read once per Lambda container (cold start), then served
-        # from memory. Users' refresh tokens are not cached: another container may rotate them.
+        # from memory. Tokens are not cached: another container may rotate or refresh them.
         self._cache: dict[str, str | None] = {}
 
     def get(self, name: str) -> str | None:
@@ -121,7 +134,7 @@ class SsmSecretStore:
             value: str | None = str(answer["Parameter"]["Value"])
         except self.client.exceptions.ParameterNotFound:
             value = None
-        if not name.startswith(USERS_PREFIX):
+        if name in _APP_SECRETS:
             self._cache[name] = value
         return value
 

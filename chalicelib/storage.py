@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from chalicelib.config import split_s3_uri
+
+T = TypeVar("T")
 
 
 class PreconditionFailed(Exception):
@@ -128,6 +130,10 @@ class LocalStorage:
                     found.append(key)
         yield from sorted(found)
 
+    def list_after(self, prefix: str, start_after: str) -> Iterator[str]:
+        """Keys under `prefix` sorting after `start_after` (S3's `StartAfter`)."""
+        return (key for key in self.list(prefix) if key > start_after)
+
     @contextlib.contextmanager
     def _lock(self, path: Path) -> Iterator[None]:
         lock_path = path.parent / f".{path.name}.lock"
@@ -192,6 +198,17 @@ class S3Storage:
     def list(self, prefix: str) -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix) :]
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[str]:
+        """Keys under `prefix` sorting after `start_after`: S3 starts the listing there, so
+        the requests grow with what is new, not with everything under the prefix."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix, StartAfter=self.prefix + start_after
+        )
+        for page in pages:
             for item in page.get("Contents", []):
                 yield item["Key"][len(self.prefix) :]
 
@@ -276,3 +293,73 @@ def dump_json(value: Any) -> bytes:
 
 def _etag(data: bytes) -> str:
     return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+
+
+def list_after(storage: Storage, prefix: str, start_after: str | None) -> Iterator[str]:
+    """Keys under `prefix` that sort after `start_after` (all of them when None), ascending.
+
+    A backend with `list_after` (S3's `StartAfter`) starts its listing there; any other storage
+    (a test double) is filtered, which gives the same keys.
+    """
+    if start_after is None:
+        return storage.list(prefix)
+    method = getattr(storage, "list_after", None)
+    if method is not None:
+        return iter(method(prefix, start_after))
+    return (key for key in storage.list(prefix) if key > start_after)
+
+
+# S3 error codes that say "try again" (throttling, a server-side fault), not "this is wrong".
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+
+
+class TransientStorageError(Exception):
+    """Storage kept failing with errors that say "try again": not the object's fault, so the
+    caller must not quarantine it; raising lets S3's retry or the next reconcile re-drive it."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for throttling, 5xx and connection errors: worth retrying, never the data's fault."""
+    if isinstance(error, TransientStorageError | ConnectionError | TimeoutError):
+        return True
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
+    # botocore's connection and timeout errors (EndpointConnectionError, ReadTimeoutError, ...)
+    # do not subclass the builtins; match them by family name, without importing botocore.
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"HTTPClientError", "ConnectionError", "ConnectTimeoutError"})
+
+
+def retry_transient(
+    action: Callable[[], T], *, attempts: int = 4, base_delay: float = 0.2, what: str = ""
+) -> T:
+    """`action()`, retried (bounded, with jittered backoff) while it fails transiently; raises
+    `TransientStorageError` when every attempt did. Other errors pass through at once."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            if attempt == attempts - 1:
+                raise TransientStorageError(f"{what}: {type(error).__name__}: {error}") from error
+            time.sleep(base_delay * 2**attempt * random.random())
+    raise AssertionError("unreachable")

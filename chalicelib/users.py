@@ -17,6 +17,7 @@ from chalicelib.secrets import (
     CLIENT_SECRET,
     USERS_PREFIX,
     SecretStore,
+    access_token_name,
     refresh_token_name,
 )
 from chalicelib.spotify.tokens import (
@@ -24,7 +25,6 @@ from chalicelib.spotify.tokens import (
     RefreshTokenSource,
     StoredRefreshToken,
     fingerprint,
-    token_state_key,
 )
 from chalicelib.storage import Storage, get_json, update_json
 
@@ -100,17 +100,20 @@ def learn_env_user(
 
     env_token = services.config.spotify_refresh_token
     assert env_token, "learn_env_user needs SPOTIFY_REFRESH_TOKEN"
-    source = EnvRefreshToken(env_token)
+    store = services.secrets
+    source = EnvRefreshToken(env_token, store)
     provisional = f"_env-{source.seed}"
     refresher = token_refresher(oauth_manager(services.config, credentials))
     auth = UserAuth(services.storage, provisional, source, refresher)
     user_id = str(
         SpotifyClient(services.config, auth, policy=policy).call(lambda sp: sp.me())["id"]
     )
-    # The access token (and a rotated refresh token) now serve the user under their own id.
-    learnt = get_json(services.storage, token_state_key(provisional)) or {}
-    fields = {name: value for name, value in learnt.items() if name != "lease"}
-    update_json(services.storage, token_state_key(user_id), lambda doc: {**(doc or {}), **fields})
+    # The cached access token now serves the user under their own id too (a rotated refresh
+    # token is already under `env/refresh_token`). The provisional copy stays until it expires:
+    # a first run waiting on the provisional lease still finds it there, and refreshes nothing.
+    cached = store.get(access_token_name(provisional))
+    if cached is not None:
+        store.put(access_token_name(user_id), cached)
     update_json(
         services.storage,
         ENV_USER_KEY,
@@ -136,7 +139,7 @@ def connected_users(
         if env_id is None and credentials is not None:
             env_id = learn_env_user(services, credentials, policy)
         if env_id is not None and env_id not in found:
-            found[env_id] = ConnectedUser(env_id, EnvRefreshToken(env_token), "env")
+            found[env_id] = ConnectedUser(env_id, EnvRefreshToken(env_token, store), "env")
     return [found[uid] for uid in sorted(found)]
 
 
@@ -161,13 +164,17 @@ def connect_user(store: SecretStore, user_id: str, refresh_token: str) -> None:
 
 
 def disconnect_user(services: Services, user_id: str) -> bool:
-    """Forget a connected user's tokens. False when no such user was connected."""
+    """Forget a connected user's tokens. False when no such user was connected.
+
+    Only the secret store is touched: the API may not touch `state/tokens/` (the lease
+    documents, which hold no token unless a rotated one could not be stored — that one is
+    useless without the client secret and is dropped by the user's next refresh)."""
     store = services.secrets
     name = refresh_token_name(user_id)
     if store.get(name) is None:
         return False
     store.delete(name)
-    services.storage.delete(token_state_key(user_id))
+    store.delete(access_token_name(user_id))
     return True
 
 

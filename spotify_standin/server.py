@@ -24,6 +24,18 @@ from spotify_standin.world import World
 DEFAULT_CLIENT_ID = "standin-client-id"
 DEFAULT_CLIENT_SECRET = "standin-client-secret"  # the fake's own, not a real secret
 _INJECTED_MESSAGES = {429: "API rate limit exceeded", 503: "Service unavailable"}
+# A quota lockout lasts 13-24 hours in the wild (contract §1); 20 h unless a test says otherwise.
+DEFAULT_LOCKOUT = timedelta(hours=20)
+
+
+@dataclass
+class _Quota:
+    """The developer account's quota: `calls_left` Web API calls, then a lockout of `lasting`
+    from the moment it is spent (on the stand-in's clock)."""
+
+    calls_left: int
+    lasting: timedelta
+    locked_at: datetime | None = None
 
 
 @dataclass
@@ -57,6 +69,7 @@ class StandIn:
         self._lock = threading.RLock()
         self._log: list[Request] = []
         self._injections: list[_Injection] = []
+        self._quota: _Quota | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -180,13 +193,64 @@ class StandIn:
                 )
             )
 
+    def quota_after(self, calls: int, retry_after: timedelta = DEFAULT_LOCKOUT) -> None:
+        """Spotify's quota (contract §1, §9): `calls` more Web API calls are answered, then
+        every one gets 429 with `error.reason` `QUOTA_EXCEEDED` and a `Retry-After` of what is
+        left of `retry_after` (hours), until the stand-in's clock passes the lockout's end."""
+        with self._lock:
+            self._quota = _Quota(max(0, calls), retry_after)
+
+    def lock_out(self, retry_after: timedelta = DEFAULT_LOCKOUT) -> None:
+        """Lock the app out now, as a spent quota does (`quota_after(0, retry_after)`)."""
+        self.quota_after(0, retry_after)
+
+    def lift_quota(self) -> None:
+        """No quota and no lockout any more."""
+        with self._lock:
+            self._quota = None
+
+    @property
+    def locked_until(self) -> datetime | None:
+        """The end of the current lockout on the stand-in's clock, or None."""
+        with self._lock:
+            quota = self._quota
+            if quota is None or quota.locked_at is None:
+                return None
+            end = quota.locked_at + quota.lasting
+            return end if self._now < end else None
+
+    def _quota_answer(self, call: Call) -> Answer | None:
+        """429 QUOTA_EXCEEDED while locked out; counts the quota down otherwise."""
+        quota = self._quota
+        if quota is None or not call.path.startswith("/v1/"):
+            return None
+        if quota.locked_at is not None:
+            end = quota.locked_at + quota.lasting
+            if self._now >= end:  # the window rolled on: the app may call again
+                self._quota = None
+                return None
+            seconds = max(1, int((end - self._now).total_seconds()))
+            body = {
+                "error": {
+                    "status": 429,
+                    "message": "API rate limit exceeded",
+                    "reason": "QUOTA_EXCEEDED",
+                }
+            }
+            return Answer(429, body, {"Retry-After": str(seconds)})
+        if quota.calls_left <= 0:
+            quota.locked_at = self._now
+            return self._quota_answer(call)
+        quota.calls_left -= 1
+        return None
+
     # --- dispatch -------------------------------------------------------------------------
 
     def answer(self, call: Call) -> Answer:
         """Answer one call and log it (the HTTP handler's only entry point)."""
         with self._lock:
             try:
-                answer = self._injected(call) or self._dispatch(call)
+                answer = self._quota_answer(call) or self._injected(call) or self._dispatch(call)
             except Exception as error:  # a world the test left inconsistent: say so, as a 500
                 answer = api_error(500, f"stand-in failed: {type(error).__name__}: {error}")
             self._log.append(

@@ -146,8 +146,9 @@ def _run(standin: StandIn, run: aw.Run) -> Outcome:
         standin.set_now(run.at)
         aw.advance_world(standin.world, run.at)
     if run.rate_limited:
-        # Every user's call is refused: which user a run asks first is not the contract's.
-        times = len(aw.USERS)
+        # A Retry-After past the cap starts an app-wide cooldown (contract §9): the first
+        # refused call is the run's last, so one refusal is all Spotify gets to give.
+        times = 1
         standin.inject(run.rate_limited, 429, times=times, headers={"Retry-After": "7200"})
     if run.flaky:
         standin.inject(run.flaky, 503, times=1)
@@ -266,6 +267,8 @@ def test_every_run_lands_one_raw_envelope_per_user_and_dataset(simulation: Simul
     for run, outcome in simulation.outcomes.items():
         users = [user for user in aw.USERS if run.runs_for(user)]
         for user, dataset in itertools.product(users, run.datasets or USER_DATASETS):
+            if run.rate_limited and not _raw_path(simulation, run, dataset, user).is_file():
+                continue  # after the lockout the run made no call: nothing to land (§9)
             envelope = _envelope(simulation, run, dataset, user)
             assert envelope["meta"]["user_id"] == user
             assert envelope["meta"]["dataset"] == dataset
@@ -341,11 +344,15 @@ def test_raw_objects_keep_the_answers_verbatim(simulation: Simulation) -> None:
 def test_a_two_hour_retry_after_ends_the_dataset_not_the_run(simulation: Simulation) -> None:
     outcome = simulation.outcomes[aw.RATE_LIMITED]
     saves = [r for r in outcome.requests if r.path == "/v1/me/tracks"]
-    # Each user asked once: the 429 was not retried, nor waited for two hours.
-    assert [r.status for r in saves] == [429] * len(aw.USERS)
-    for user in aw.USERS:
-        envelope = _envelope(simulation, aw.RATE_LIMITED, "saved_tracks", user)
-        assert [r["status"] for r in envelope["responses"]] == [429]
+    # Asked once: the 429 was not retried, nor waited for two hours, and the cooldown it
+    # started (contract §9) kept every later call of the run from Spotify.
+    assert [r.status for r in saves] == [429]
+    landed = [u for u in aw.USERS
+              if _raw_path(simulation, aw.RATE_LIMITED, "saved_tracks", u).is_file()]  # fmt: skip
+    assert len(landed) == 1  # the user asked; the others' saves were not asked for
+    envelope = _envelope(simulation, aw.RATE_LIMITED, "saved_tracks", landed[0])
+    assert [r["status"] for r in envelope["responses"]] == [429]
+    for user in aw.USERS:  # every user's plays went first
         plays = _envelope(simulation, aw.RATE_LIMITED, "plays", user)
         # (a 401 may come first: the stand-in's clock moved past the cached token's expiry)
         assert [r["status"] for r in plays["responses"]][-1] == 200
@@ -854,13 +861,17 @@ def test_a_fresh_lake_answers_with_no_rows(
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def _envelope(simulation: Simulation, run: aw.Run, dataset: str, user: str) -> dict[str, Any]:
-    """The raw object of `run` for `user` and `dataset`, where contract §3 puts it."""
-    path = (
+def _raw_path(simulation: Simulation, run: aw.Run, dataset: str, user: str) -> Path:
+    """Where contract §3 puts the raw object of `run` for `user` and `dataset`."""
+    return (
         simulation.lake / "raw" / dataset / f"date={run.at.date().isoformat()}"
         / f"user={user}" / f"{simulation.outcomes[run].run_id}.json.gz"
     )  # fmt: skip
-    return _read_envelope(path)
+
+
+def _envelope(simulation: Simulation, run: aw.Run, dataset: str, user: str) -> dict[str, Any]:
+    """The raw object of `run` for `user` and `dataset`, where contract §3 puts it."""
+    return _read_envelope(_raw_path(simulation, run, dataset, user))
 
 
 def _read_envelope(path: Path) -> dict[str, Any]:

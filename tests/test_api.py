@@ -275,3 +275,34 @@ def test_post_runs_for_a_user_who_is_not_connected_is_404(api: Api) -> None:
     response = _post_run(api.http, {"users": ["somebody_else"]})
     assert response.status_code == 404 and "somebody_else" in _json(response)["Message"]
     assert api_calls(api.spotify) == {}
+
+
+def test_post_runs_retried_after_a_failed_dispatch_runs_once(
+    standin: StandIn,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The invoke raised on the first `POST /runs`: the run is queued but was never handed on.
+    The client's retry with the same run_id dispatches it (instead of answering 202 and never
+    running it); a third retry, after a successful dispatch, starts nothing more."""
+    invocations: list[dict[str, Any]] = []
+
+    class FlakyLambda:
+        def invoke(self, **params: Any) -> dict[str, Any]:
+            invocations.append(params)
+            if len(invocations) == 1:
+                raise ConnectionError("lambda endpoint unreachable")
+            return {"StatusCode": 202}
+
+    base = make_services(standin, str(tmp_path / "lake"), extract_function="extract-fn")
+    connect(base, standin)
+    services_module.use(Services(base.config, boto_client=lambda name: FlakyLambda()))
+    body = {"datasets": ["plays"], "run_id": "20261124T063000Z-1a2b3c"}
+    with Client(app.app, stage_name="local") as client:
+        first = _post_run(client.http, body)
+        assert first.status_code == 500 and "retry with the same run_id" in first.body.decode()
+        second = _post_run(client.http, body)
+        assert second.status_code == 202
+        third = _post_run(client.http, body)
+        assert third.status_code == 202
+    assert len(invocations) == 2  # the failed one and the retry; not the third
+    assert json.loads(invocations[1]["Payload"])["run_id"] == body["run_id"]

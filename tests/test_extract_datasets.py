@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from collections import Counter
@@ -16,8 +17,8 @@ from extract_helpers import api_calls, bodies, connect, envelope_of, make_servic
 from chalicelib import layout
 from chalicelib.extract.dataset import Settings
 from chalicelib.extract.runner import run_extraction
+from chalicelib.secrets import access_token_name
 from chalicelib.services import Services
-from chalicelib.spotify.tokens import token_state_key
 from chalicelib.storage import get_json
 from spotify_standin import DEMO_USER, EDITORIAL_PLAYLIST, StandIn
 
@@ -155,7 +156,7 @@ def test_envelopes_hold_every_answer_verbatim_with_every_odd_case(
     connect(svc, standin)
     datasets = ["plays", "playlists", "top_items", "saved_tracks"]
     record = run(svc, standin, datasets)
-    token = get_json(svc.storage, token_state_key(DEMO_USER))["access_token"]
+    token = json.loads(svc.secrets.get(access_token_name(DEMO_USER)))["access_token"]
 
     answers = []
     for dataset in datasets:

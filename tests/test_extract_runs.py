@@ -143,7 +143,9 @@ def test_a_retried_request_does_not_run_twice(
     assert standin.requests == []
 
 
-def test_huge_retry_after_stops_that_dataset_only(standin: StandIn, lake_uri: str) -> None:
+def test_huge_retry_after_stops_the_run_and_starts_a_cooldown(
+    standin: StandIn, lake_uri: str
+) -> None:
     svc = make_services(standin, lake_uri)
     connect(svc, standin)
     standin.inject(r"/me/player/recently-played", 429, times=5, headers={"Retry-After": "3600"})
@@ -155,9 +157,9 @@ def test_huge_retry_after_stops_that_dataset_only(standin: StandIn, lake_uri: st
 
     assert record["status"] == "partial"
     plays = record["results"][DEMO_USER]["plays"]
-    assert plays["status"] == "failed"
+    assert plays["status"] == "partial"  # contract §9: a lockout, not a fault
     [error] = plays["errors"]
-    assert error["reason"] == "rate_limited" and error["status"] == 429
+    assert error["reason"] == "cooldown" and error["status"] == 429
     assert error["retry_after"] == 3600
     assert layout.parse_iso(error["retry_at"]) > layout.parse_iso(record["started_at"])
     assert slept == []  # never waited for it
@@ -167,7 +169,10 @@ def test_huge_retry_after_stops_that_dataset_only(standin: StandIn, lake_uri: st
     assert answer["status"] == 429 and answer["body"]["error"]["status"] == 429
     # the watermark did not move: the next poll starts where this one should have
     assert svc.storage.get(layout.state_key("plays", DEMO_USER)) is None
-    assert record["results"][DEMO_USER]["saved_tracks"]["status"] == "succeeded"
+    # the cooldown (run_at + Retry-After) stops the rest of the run without a call
+    saves = record["results"][DEMO_USER]["saved_tracks"]
+    assert saves["status"] == "partial" and saves["calls"] == {}
+    assert [e["reason"] for e in saves["errors"]] == ["cooldown"]
 
 
 def test_short_retry_after_is_honoured(standin: StandIn, local_lake: str) -> None:
@@ -310,10 +315,10 @@ def test_a_queued_request_runs_once(standin: StandIn, local_lake: str) -> None:
     assert api_calls(standin)["GET /me/player/recently-played"] == 1
 
 
-def test_a_crash_inside_a_run_fails_it_loudly(
+def test_a_crash_inside_a_dataset_fails_that_dataset_only(
     standin: StandIn, local_lake: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A bug is not a Spotify refusal: the run ends `failed` (exit 1), not `partial`."""
+    """Issue 8: a bug in one dataset ends it `failed` with the reason; the rest goes on."""
     svc = make_services(standin, local_lake)
     connect(svc, standin)
 
@@ -322,6 +327,9 @@ def test_a_crash_inside_a_run_fails_it_loudly(
 
     monkeypatch.setattr(top_items, "fetch", broken)
     record = runner.run_extraction(svc, datasets=["plays", "top_items"], run_at=standin.now)
-    assert record["status"] == "failed"
+    assert record["status"] == "partial"
     assert record["results"][DEMO_USER]["plays"]["status"] == "succeeded"
-    assert any(e["reason"] == "internal_error" for e in record["errors"]), record
+    broken_outcome = record["results"][DEMO_USER]["top_items"]
+    assert broken_outcome["status"] == "failed"
+    assert [e["reason"] for e in broken_outcome["errors"]] == ["dataset_error"]
+    assert "RuntimeError: a bug" in broken_outcome["errors"][0]["message"]

@@ -310,7 +310,7 @@ def test_table_of_a_range_without_files_is_empty_and_typed(lake: Lake, tmp_path:
         (lambda lk: lk.table("plays", "2026-3-1", "2026-03-04"),
          "start: expected a date YYYY-MM-DD"),
         (lambda lk: lk.table("plays", "2026-03-01", "2026-03-04", user="u1' OR '1'='1"),
-         "user: expected an id of 1-128 letters, digits, '_', '.' or '-'"),
+         "user: expected an id of 1-128 letters, digits, '_', '.', '-', '+' or '@'"),
         (lambda lk: lk.table("tracks", "2026-03-01", "2026-03-04", user="u1"),
          "user: table tracks has no user_id column"),
         (lambda lk: lk.table("../raw", "2026-03-01", "2026-03-04"), "unknown table: '../raw'"),

@@ -174,3 +174,27 @@ def test_list_queries_describes_parameters() -> None:
 def test_malformed_declarations_are_refused(line: str) -> None:
     with pytest.raises((ValueError, QueryParameterError)):
         parse_declaration(line)
+
+
+@pytest.mark.parametrize("user_id", ["first.last+spotify@example.com", "a-b_c.9", "ü1", "x" * 128])
+def test_user_parameter_accepts_every_id_the_api_accepts(user_id: str) -> None:
+    """One shared pattern: an id `POST /runs` and `DELETE /users/{id}` accept is a valid
+    `user` for the queries too (before, `+` and `@` were refused here only)."""
+    from chalicelib import api
+
+    api._check_user_id(user_id)  # raises on refusal
+    assert values("top_artists", {**RANGE, "user": user_id})["user"] == user_id
+    sql = prepare("top_artists", {**RANGE, "user": user_id}, "duckdb")
+    assert sql is not None
+
+
+@pytest.mark.parametrize("user_id", ["u1'", "a b", "u1\n", "a/b", "x" * 129, 'u"1', "u\\1"])
+def test_api_and_queries_refuse_the_same_ids(user_id: str) -> None:
+    from chalice import BadRequestError
+
+    from chalicelib import api
+
+    with pytest.raises(BadRequestError):
+        api._check_user_id(user_id)
+    with pytest.raises(QueryParameterError):
+        values("top_artists", {**RANGE, "user": user_id})

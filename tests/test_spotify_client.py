@@ -22,8 +22,10 @@ from chalicelib import users
 from chalicelib.config import Config
 from chalicelib.extract.runner import run_extraction
 from chalicelib.secrets import (
+    ENV_REFRESH_TOKEN,
     LocalSecretStore,
     SsmSecretStore,
+    access_token_name,
     decode_segment,
     encode_segment,
     refresh_token_name,
@@ -71,9 +73,10 @@ def test_rotated_refresh_token_is_persisted_and_an_expired_token_refreshed(
     rotated = store.get(refresh_token_name(DEMO_USER))
     assert first["status"] == "succeeded"
     assert rotated not in (None, original)
-    cached = get_json(svc.storage, token_state_key(DEMO_USER))
-    assert cached["access_token"] and cached["lease"] is None
-    assert "refresh_token" not in cached  # a connected user's lives in the secret store only
+    lease = get_json(svc.storage, token_state_key(DEMO_USER))
+    assert lease == {"lease": None}  # the lake holds no token, only the (released) lease
+    cached = json.loads(store.get(access_token_name(DEMO_USER)))
+    assert cached["access_token"]
 
     # Spotify expires the token before our cache thinks it should: 401, refresh once, go on.
     standin.advance(EXPIRE_TOKENS)
@@ -117,7 +120,7 @@ def test_concurrent_runs_of_one_user_survive_rotation(standin: StandIn, local_la
     assert token_calls(standin) == ["refresh_token"]
 
 
-def test_the_env_user_is_learnt_once_and_keeps_its_rotated_token_in_state(
+def test_the_env_user_is_learnt_once_and_keeps_its_rotated_token_in_the_secret_store(
     standin: StandIn, local_lake: str
 ) -> None:
     env_token = standin.refresh_token(DEMO_USER)
@@ -127,8 +130,9 @@ def test_the_env_user_is_learnt_once_and_keeps_its_rotated_token_in_state(
     first = run_extraction(svc, datasets=["plays"])
     assert first["status"] == "succeeded" and list(first["results"]) == [DEMO_USER]
     assert api_calls(standin) == Counter({"GET /me": 1, "GET /me/player/recently-played": 1})
-    cached = get_json(svc.storage, token_state_key(DEMO_USER))
-    assert cached["refresh_token"] != env_token  # the env value was rotated away
+    assert "refresh_token" not in (get_json(svc.storage, token_state_key(DEMO_USER)) or {})
+    kept = json.loads(svc.secrets.get(ENV_REFRESH_TOKEN))  # in the secret store, not the lake
+    assert kept["refresh_token"] != env_token  # the env value was rotated away
 
     standin.advance(EXPIRE_TOKENS)
     standin.clear_log()
@@ -309,4 +313,4 @@ def test_users_are_listed_with_their_last_poll_and_can_disconnect(
     assert users.disconnect_user(svc, FRIEND_USER)
     assert not users.disconnect_user(svc, FRIEND_USER)
     assert [u["user_id"] for u in users.list_users(svc)] == [DEMO_USER]
-    assert svc.storage.get(token_state_key(FRIEND_USER)) is None
+    assert svc.secrets.get(access_token_name(FRIEND_USER)) is None

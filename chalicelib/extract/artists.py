@@ -1,8 +1,11 @@
 """`artists`: genre enrichment, one `/artists/{id}` call per artist (batch `?ids=` is gone).
 
 Which artists: every artist seen in the lake's raw objects whose genres are unknown or older
-than the TTL. The index in state remembers what each scanned raw object held, so a run reads
-only raw objects it has not scanned before. Artists that arrived with `genres` (full objects
+than the TTL. The index in state remembers what each scanned raw object held, and a cursor per
+dataset (`CURSORS_KEY`: the newest date scanned, with the keys of that date already read) lets a
+run list and read only the raw objects that are new — its requests grow with new data, not with
+the lake's age. A raw object that cannot be read is skipped and counted, never fatal: the same
+object would otherwise fail every later run. Artists that arrived with `genres` (full objects
 from `/me/top/artists`) count as fresh. A run makes at most `artist_budget` calls; the rest are
 due again at the next run. Artists a run is fetching are claimed for a while, so two runs at
 once do not fetch the same artist.
@@ -11,7 +14,9 @@ once do not fetch the same artist.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,10 +24,27 @@ from chalicelib import datasets, layout
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
 from chalicelib.extract.envelope import load_envelope, ok_bodies
 from chalicelib.spotify.errors import SpotifyCallError
-from chalicelib.storage import Storage, get_json, update_json
+from chalicelib.storage import (
+    Storage,
+    get_json,
+    is_transient,
+    list_after,
+    retry_transient,
+    update_json,
+)
+
+logger = logging.getLogger(__name__)
 
 INDEX_KEY = layout.state_key("artists", "index")
-SCANNED_KEY = layout.state_key("artists", "scanned")
+CURSORS_KEY = layout.state_key("artists", "cursors")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a scan read: how many new raw objects, and the keys of those it could not read."""
+
+    read: int
+    unreadable: list[str]
 
 
 def fetch(job: Fetch) -> Fetched:
@@ -38,7 +60,8 @@ def fetch(job: Fetch) -> Fetched:
             mark_fetched(job.storage, fetched + unreadable, claimed, job.run_at, settings)
 
         counts = {
-            "scanned_raw_objects": scanned,
+            "scanned_raw_objects": scanned.read,
+            **({"unreadable_raw_objects": len(scanned.unreadable)} if scanned.unreadable else {}),
             "fetched": len(fetched),
             "not_found": len(unreadable),
             "carried_over": due - len(fetched) - len(unreadable),
@@ -68,33 +91,79 @@ def artists_in(envelope: dict[str, Any]) -> dict[str, bool]:
     return found
 
 
-def scan_new_raw(storage: Storage, settings: Settings) -> int:
-    """Add the artists of raw objects not scanned before to the index; how many were read."""
-    done = set((get_json(storage, SCANNED_KEY) or {}).get("keys", []))
-    new_keys = [
-        key
-        for dataset in datasets.crediting()
-        for key in storage.list(f"{layout.RAW_PREFIX}{dataset}/")
-        if key.endswith(layout.RAW_SUFFIX) and key not in done
-    ]
+def scan_new_raw(storage: Storage, settings: Settings) -> Scan:
+    """Add the artists of raw objects not scanned before to the index.
+
+    Per dataset, lists `raw/<dataset>/` from its cursor's date on (S3 `StartAfter`) and reads
+    the keys not seen yet; the cursor then moves to the newest date listed, remembering that
+    date's keys only (a later run of the same day adds more). Dates before the cursor's count as
+    scanned. An unreadable object is skipped (and counted); a storage error that outlasts its
+    retries is raised and the cursors stay, so the next run scans the same objects again.
+    """
+    cursors = (get_json(storage, CURSORS_KEY) or {}).get("datasets", {})
     seen: dict[str, str | None] = {}  # id -> run_at of a raw object that carried its genres
-    for key in new_keys:
-        envelope = load_envelope(storage, key)
-        if envelope is None:
-            continue
-        run_at = envelope["meta"].get("run_at")
-        for artist_id, with_genres in artists_in(envelope).items():
-            fresh_at = run_at if with_genres else None
-            seen[artist_id] = max(filter(None, (seen.get(artist_id), fresh_at)), default=None)
+    moved: dict[str, dict[str, Any]] = {}
+    read, unreadable = 0, []
+    for dataset in datasets.crediting():
+        prefix = f"{layout.RAW_PREFIX}{dataset}/"
+        cursor = cursors.get(dataset) or {}
+        start = f"{prefix}date={cursor['date']}" if cursor.get("date") else None
+        done = set(cursor.get("seen", []))
+        listed = [
+            (parsed.date, key)
+            for key in list_after(storage, prefix, start)
+            if key.endswith(layout.RAW_SUFFIX) and (parsed := layout.parse_raw_key(key))
+        ]
+        for _, key in listed:
+            if key in done:
+                continue
+            read += 1
+            if not _scan_one(storage, key, seen):
+                unreadable.append(key)
+        if listed:
+            newest = max(day for day, _ in listed)
+            moved[dataset] = {
+                "date": newest,
+                "seen": sorted(key for day, key in listed if day == newest),
+            }
     if seen:
         update_json(storage, INDEX_KEY, lambda doc: _add_seen(doc, seen, settings))
-    if new_keys:
+    if moved:
+        update_json(storage, CURSORS_KEY, lambda doc: _move_cursors(doc, moved))
+    return Scan(read, unreadable)
 
-        def remember(doc: dict[str, Any] | None) -> dict[str, Any]:
-            return {"keys": sorted({*(doc or {}).get("keys", []), *new_keys})}
 
-        update_json(storage, SCANNED_KEY, remember)
-    return len(new_keys)
+def _scan_one(storage: Storage, key: str, seen: dict[str, str | None]) -> bool:
+    """Add the artists of raw object `key` to `seen`; False when it cannot be read."""
+    try:
+        envelope = retry_transient(lambda: load_envelope(storage, key), what=f"reading {key}")
+        if envelope is None:
+            return True
+        run_at = envelope["meta"].get("run_at")
+        found = artists_in(envelope)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        logger.warning("artists: skipped unreadable raw object %s: %s", key, error)
+        return False
+    for artist_id, with_genres in found.items():
+        fresh_at = run_at if isinstance(run_at, str) and with_genres else None
+        seen[artist_id] = max(filter(None, (seen.get(artist_id), fresh_at)), default=None)
+    return True
+
+
+def _move_cursors(doc: dict[str, Any] | None, moved: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Merge this scan's cursors into the stored ones: a newer date wins, the same date unites
+    the keys seen (two runs scanning at once lose nothing)."""
+    cursors = dict((doc or {}).get("datasets", {}))
+    for dataset, cursor in moved.items():
+        current = cursors.get(dataset) or {}
+        if (current.get("date") or "") > cursor["date"]:
+            continue
+        if current.get("date") == cursor["date"]:
+            cursor = {**cursor, "seen": sorted({*current.get("seen", []), *cursor["seen"]})}
+        cursors[dataset] = cursor
+    return {"datasets": cursors}
 
 
 def claim_due(

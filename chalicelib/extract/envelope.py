@@ -34,9 +34,14 @@ def build_envelope(
 
 
 def encode_envelope(envelope: dict[str, Any]) -> bytes:
-    # mtime=0: the same envelope always gives the same bytes.
-    text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-    return gzip.compress(text.encode(), mtime=0)
+    """gzip JSON; mtime=0, so the same envelope always gives the same bytes.
+
+    ASCII escapes (`ensure_ascii=True`) because Spotify's answers may hold a string that is not
+    valid Unicode (half a surrogate pair, `"\\ud800"`): UTF-8 cannot encode it, but the escape
+    keeps it verbatim and `json.loads` reads it back as the same string.
+    """
+    text = json.dumps(envelope, ensure_ascii=True, separators=(",", ":"))
+    return gzip.compress(text.encode("ascii"), mtime=0)
 
 
 def decode_envelope(data: bytes) -> dict[str, Any]:

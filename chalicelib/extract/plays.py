@@ -3,11 +3,16 @@
 No `after` cursor: a late play arrives with an earlier `played_at`, and a cursor past it would
 skip it for good. Duplicates across polls are the transform's to drop. The watermark (newest
 `played_at` known) only tells when plays were probably lost: the oldest play returned is newer
-than it, so something between them fell out of the 50.
+than it, so something between them fell out of the 50. Each such window is also kept in the
+user's state (`gaps`, the last `GAP_DAYS` days) for `GET /health`'s `open_gaps`.
+
+One odd answer must not stop the polls: a `played_at` that does not parse is left to the
+transform (the raw answer keeps it verbatim), warned about, and kept out of the watermark.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import layout
@@ -15,6 +20,8 @@ from chalicelib.extract.dataset import Fetch, Fetched
 from chalicelib.storage import get_json, update_json
 
 LIMIT = 50
+GAP_DAYS = 30  # how long a possible gap is remembered for `GET /health`
+MAX_GAPS = 100
 
 
 def state_key(user_id: str) -> str:
@@ -25,19 +32,28 @@ def fetch(job: Fetch) -> Fetched:
     key = state_key(job.user_id)
     watermark = (get_json(job.storage, key) or {}).get("newest_played_at")
     page = job.client.call(lambda sp: sp.current_user_recently_played(limit=LIMIT))
-    stamps = [item.get("played_at") for item in page.get("items") or [] if item]
+    items = page.get("items") if isinstance(page, dict) else None
+    stamps = [item.get("played_at") for item in items or [] if isinstance(item, dict)]
     # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
-    played = sorted((s for s in stamps if isinstance(s, str)), key=layout.parse_iso)
+    played = sorted((s for s in stamps if _parses(s)), key=layout.parse_iso)
     warnings = gap_warnings(watermark, played)
+    odd = [s for s in stamps if not _parses(s)]
+    if odd:
+        warnings.append(
+            {"type": "unparseable_played_at", "count": len(odd), "examples": [repr(odd[0])[:80]]}
+        )
+    gaps = [w for w in warnings if w["type"] == "possible_gap"]
 
     def advance() -> None:
         if played:
             newest = layout.iso(layout.parse_iso(played[-1]))
-            update_json(job.storage, key, lambda doc: _raise_watermark(doc, newest))
+            update_json(
+                job.storage, key, lambda doc: _raise_watermark(doc, newest, gaps, job.run_at)
+            )
 
     return Fetched(
         extras={"watermark": watermark},
-        counts={"plays": len(played)},
+        counts={"plays": sum(isinstance(s, str) for s in stamps)},
         warnings=warnings,
         advance=advance,
     )
@@ -53,10 +69,47 @@ def gap_warnings(watermark: str | None, played: list[str]) -> list[dict[str, Any
     return [{"type": "possible_gap", "from": watermark, "to": layout.iso(oldest)}]
 
 
-def _raise_watermark(doc: dict[str, Any] | None, newest: str) -> dict[str, Any] | None:
+def _parses(stamp: Any) -> bool:
+    if not isinstance(stamp, str):
+        return False
+    try:
+        layout.parse_iso(stamp)
+    except ValueError:
+        return False
+    return True
+
+
+def open_gaps(doc: dict[str, Any] | None, now: datetime) -> list[dict[str, Any]]:
+    """The possible gaps recorded in a plays state document within `GAP_DAYS` of `now`.
+
+    Nothing closes a gap yet but time: a history export import (contract §8) would.
+    """
+    since = layout.utc(now) - timedelta(days=GAP_DAYS)
+    return [
+        gap
+        for gap in (doc or {}).get("gaps") or []
+        if layout.parse_iso(gap.get("seen_at") or gap["to"]) >= since
+    ]
+
+
+def _raise_watermark(
+    doc: dict[str, Any] | None,
+    newest: str,
+    gaps: list[dict[str, Any]] | None = None,
+    run_at: datetime | None = None,
+) -> dict[str, Any] | None:
     doc = dict(doc or {})
     current = doc.get("newest_played_at")
+    known = doc.get("gaps") or []
+    seen = {(g["from"], g["to"]) for g in known}
+    fresh = [
+        {"from": g["from"], "to": g["to"], "seen_at": layout.iso(run_at) if run_at else g["to"]}
+        for g in gaps or []
+        if (g["from"], g["to"]) not in seen
+    ]
+    if fresh:
+        doc["gaps"] = (known + fresh)[-MAX_GAPS:]
     if current is not None and layout.parse_iso(current) >= layout.parse_iso(newest):
-        return None  # never backwards: a concurrent run may have seen newer plays
+        return doc if fresh else None  # never backwards: a concurrent run saw newer plays
     doc["newest_played_at"] = newest
     return doc

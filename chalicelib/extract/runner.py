@@ -21,6 +21,7 @@ from chalicelib import users as users_module
 from chalicelib.datasets import Dataset
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
 from chalicelib.extract.envelope import build_envelope, write_envelope
+from chalicelib.quota import Quota
 from chalicelib.spotify.errors import SpotifyCallError
 
 if TYPE_CHECKING:
@@ -145,6 +146,14 @@ class _Run:
         self.progress = progress
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
+        config = services.config
+        self.quota = Quota(
+            self.storage,
+            self.run_id,
+            self.run_at,
+            daily_budget=config.spotify_daily_budget,
+            poll_minutes=config.history_poll_minutes,
+        )
 
     def execute(self, datasets: tuple[str, ...], wanted: Iterable[str] | None) -> None:
         store = self.services.secrets
@@ -152,8 +161,12 @@ class _Run:
         if credentials is None:
             self.errors.append({"reason": "no_spotify_app", "message": "no client id/secret"})
             return
+        # In a cooldown not even `GET /me` (learning the env user's id) may reach Spotify.
+        cooling = self.quota.check_cooldown() is not None
         try:
-            everyone = users_module.connected_users(self.services, store, credentials, self.policy)
+            everyone = users_module.connected_users(
+                self.services, store, None if cooling else credentials, self.policy
+            )
         except SpotifyCallError as error:
             self.errors.append({**error.as_record(), "user_id": "SPOTIFY_REFRESH_TOKEN"})
             everyone = []
@@ -161,14 +174,28 @@ class _Run:
         if not selected:
             self.errors.append({"reason": "no_users", "message": "no connected user to run for"})
             return
+        self.quota.users = max(1, len(everyone))
         clients = {u.user_id: self._client(u, credentials) for u in selected}
         chosen = [registry.REGISTRY[name] for name in datasets]
-        for user in selected:
-            per_user = [dataset for dataset in chosen if dataset.per_user]
-            self._user_datasets(user.user_id, clients[user.user_id], per_user)
-        for dataset in chosen:
-            if not dataset.per_user:
-                self._once_per_run(clients, dataset)
+        # By priority, then users: every user's plays before anyone's daily datasets, and
+        # enrichment last, so a short budget or a lockout costs what can wait (contract §9).
+        for priority in sorted({dataset.priority for dataset in chosen}):
+            level = [dataset for dataset in chosen if dataset.priority == priority]
+            for user in selected:
+                per_user = [dataset for dataset in level if dataset.per_user]
+                self._user_datasets(user.user_id, clients[user.user_id], per_user)
+            for dataset in level:
+                if not dataset.per_user:
+                    self._once_per_run(clients, dataset)
+        if self.quota.locked_until is not None:
+            until = layout.iso(self.quota.locked_until)
+            self.errors.append(
+                {
+                    "reason": "cooldown",
+                    "message": f"Spotify locked the app out until {until}",
+                    "cooldown_until": until,
+                }
+            )
 
     def _user_datasets(
         self, user_id: str, client: SpotifyClient, datasets: list[Dataset]
@@ -178,7 +205,7 @@ class _Run:
             if refused is not None:
                 self._record(user_id, dataset.name, refused)
                 continue
-            outcome = self._dataset(user_id, client, dataset.name, dataset.fetch)
+            outcome = self._dataset(user_id, client, dataset)
             if dataset.name == "plays" and outcome["status"] == "succeeded":
                 users_module.record_poll(self.storage, user_id, self.run_at)
 
@@ -187,7 +214,7 @@ class _Run:
         for user_id, client in clients.items():
             if self._token_refused(user_id):
                 continue
-            outcome = self._dataset(user_id, client, dataset.name, dataset.fetch)
+            outcome = self._dataset(user_id, client, dataset)
             if not _refused(outcome):
                 return
 
@@ -199,7 +226,79 @@ class _Run:
                 return {**outcome, "raw_objects": [], "calls": {}, "counts": {}, "warnings": []}
         return None
 
-    def _dataset(
+    def _dataset(self, user_id: str, client: SpotifyClient, dataset: Dataset) -> dict[str, Any]:
+        """One dataset of one user, contained: whatever goes wrong in it (Spotify, a poison
+        answer, a bug) ends this dataset only, and what was received still lands."""
+        gate = self.quota.gate(dataset.priority)
+        if isinstance(gate, SpotifyCallError):  # skipped: cooldown or budget, no call made
+            outcome = _skipped(gate)
+            self._record(user_id, dataset.name, outcome)
+            return outcome
+        client.gate = gate
+        try:
+            outcome = self._land(user_id, client, dataset.name, dataset.fetch)
+        except Exception as error:
+            log.exception("run %s: %s of %s failed", self.run_id, dataset.name, user_id)
+            outcome = self._contained(user_id, client, dataset.name, error)
+        finally:
+            client.gate = None
+        self.quota.spent(sum(outcome["calls"].values()))
+        self._record(user_id, dataset.name, outcome)
+        return outcome
+
+    def _contained(
+        self, user_id: str, client: SpotifyClient, dataset: str, error: Exception
+    ) -> dict[str, Any]:
+        """The outcome of a dataset that raised something unexpected: `failed`, with the
+        answers received so far landed as an incomplete raw object when that still works."""
+        responses, calls = client.take_record()
+        record = {"reason": "dataset_error", "message": _describe(error)}
+        raw_objects: list[str] = []
+        if responses:
+            raw_key = layout.raw_key(dataset, self.run_at, user_id, self.run_id)
+            try:
+                self._write(user_id, dataset, raw_key, responses, {}, complete=False)
+                raw_objects = [raw_key]
+            except Exception as failed:
+                log.exception("run %s: raw object %s not written", self.run_id, raw_key)
+                record["message"] += f"; raw object not written: {_describe(failed)}"
+        return {
+            "status": "failed",
+            "counts": {},
+            "raw_objects": raw_objects,
+            "errors": [record],
+            "warnings": [],
+            "calls": calls,
+        }
+
+    def _write(
+        self,
+        user_id: str,
+        dataset: str,
+        raw_key: str,
+        responses: list[dict[str, Any]],
+        extras: dict[str, Any],
+        *,
+        complete: bool,
+    ) -> None:
+        envelope = build_envelope(
+            user_id=user_id,
+            dataset=dataset,
+            run_id=self.run_id,
+            run_at=self.run_at,
+            fetched_at=datetime.now(UTC),
+            responses=responses,
+            # `complete`: the dataset finished (the transform takes snapshots only from
+            # complete runs); `api_url`: where the answers' paths start.
+            extras={
+                **extras,
+                "complete": complete,
+                "api_url": self.services.config.spotify_api_url,
+            },
+        )
+        write_envelope(self.storage, raw_key, envelope)
+
+    def _land(
         self,
         user_id: str,
         client: SpotifyClient,
@@ -215,25 +314,28 @@ class _Run:
             fetched, error = stopped.partial, stopped.error
         except SpotifyCallError as failed:
             fetched, error = Fetched(), failed
+        except Exception as failed:
+            log.exception("run %s: %s of %s failed", self.run_id, dataset, user_id)
+            fetched = Fetched()
+            error = SpotifyCallError("dataset_error", _describe(failed))
         responses, calls = client.take_record()
         if responses:
-            envelope = build_envelope(
-                user_id=user_id,
-                dataset=dataset,
-                run_id=self.run_id,
-                run_at=self.run_at,
-                fetched_at=datetime.now(UTC),
-                responses=responses,
-                # `complete`: the dataset finished (the transform takes snapshots only from
-                # complete runs); `api_url`: where the answers' paths start.
-                extras={
-                    **fetched.extras,
-                    "complete": error is None,
-                    "api_url": self.services.config.spotify_api_url,
-                },
-            )
-            write_envelope(self.storage, raw_key, envelope)
-        if fetched.advance is not None:
+            try:
+                self._write(
+                    user_id, dataset, raw_key, responses, fetched.extras, complete=error is None
+                )
+            except Exception as failed:
+                log.exception("run %s: raw object %s not written", self.run_id, raw_key)
+                message = f"raw object not written: {_describe(failed)}"
+                return {
+                    "status": "failed",
+                    "counts": fetched.counts,
+                    "raw_objects": [],
+                    "errors": [{"reason": "dataset_error", "message": message}],
+                    "warnings": fetched.warnings,
+                    "calls": calls,
+                }
+        if fetched.advance is not None and (error is None or error.reason != "dataset_error"):
             fetched.advance()  # only now: the raw object that justifies the new state exists
         outcome = {
             "status": _status(error, responses),
@@ -243,7 +345,6 @@ class _Run:
             "warnings": fetched.warnings,
             "calls": calls,
         }
-        self._record(user_id, dataset, outcome)
         return outcome
 
     def _record(self, user_id: str, dataset: str, outcome: dict[str, Any]) -> None:
@@ -280,6 +381,8 @@ class _Run:
                 results=self.results,
                 errors=self.errors,
                 finished_at=layout.iso(datetime.now(UTC)),
+                calls=self.quota.calls,  # Web API calls this run made, all datasets together
+                quota=self.quota.summary(),
             )
 
         return runs.update_run(self.storage, self.run_id, close)
@@ -317,9 +420,31 @@ def _refused(outcome: dict[str, Any]) -> bool:
     return any(e.get("reason") == "token_refused" for e in outcome["errors"])
 
 
+def _skipped(error: SpotifyCallError) -> dict[str, Any]:
+    """A dataset not started for the budget or a cooldown: `partial`, zero calls."""
+    return {
+        "status": "partial",
+        "counts": {},
+        "raw_objects": [],
+        "errors": [error.as_record()],
+        "warnings": [],
+        "calls": {},
+    }
+
+
+def _describe(error: Exception) -> str:
+    """`ValueError: …`, kept short: a run record is not a traceback."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
 def _status(error: SpotifyCallError | None, responses: list[dict[str, Any]]) -> str:
     if error is None:
         return "succeeded"
+    if error.reason == "dataset_error":
+        return "failed"
+    if error.reason in ("budget", "cooldown"):
+        return "partial"  # contract §9: stopped by the quota, not by a fault
     if any(200 <= r["status"] < 300 for r in responses):
         return "partial"
     return "failed"

@@ -17,8 +17,13 @@ from typing import Any
 
 from chalicelib.queries.errors import QueryParameterError
 
-# Spotify ids and user ids: letters, digits, `_`, `.`, `-`. Bounded so a value stays small.
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Spotify ids and user ids: letters, digits, `_`, `.`, `-`, `+`, `@` (older accounts' user ids
+# are e-mail-like names). The one pattern for user ids everywhere: the REST API checks ids with
+# it too, so a user it accepts is never refused by a query. No quote or backslash can pass:
+# values stay inert inside SQL string literals. Bounded so a value stays small.
+USER_ID_PATTERN = re.compile(r"[\w.+@-]{1,128}")
+ID_PATTERN = USER_ID_PATTERN
+ID_DESCRIPTION = "1-128 letters, digits, '_', '.', '-', '+' or '@'"
 DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
 INT_PATTERN = re.compile(r"[+-]?\d{1,9}")
 
@@ -151,7 +156,7 @@ def _check_int(parameter: Parameter, raw: str) -> int:
 def _check_id(parameter: Parameter, raw: str) -> str:
     if ID_PATTERN.fullmatch(raw) is None:
         raise QueryParameterError(
-            f"{parameter.name}: expected an id of 1-128 letters, digits, '_', '.' or '-'"
+            f"{parameter.name}: expected an id of {ID_DESCRIPTION}"
         )
     return raw
 

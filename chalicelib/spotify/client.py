@@ -19,6 +19,7 @@ import spotipy
 from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.oauth2 import SpotifyOauthError
 
+from chalicelib import layout
 from chalicelib.config import Config
 from chalicelib.spotify.errors import SpotifyCallError, TokenRefused
 from chalicelib.spotify.recorder import Recorder
@@ -131,6 +132,9 @@ class SpotifyClient:
             requests_timeout=self.policy.request_timeout,
         )
         self.sp.prefix = config.spotify_api_url
+        # The request budget (chalicelib.quota.CallGate), set by the runner per dataset: asked
+        # before every request, told when Spotify locks the app out. None: no budget (tools).
+        self.gate: Any = None
 
     def call(self, fn: Callable[[spotipy.Spotify], T]) -> T:
         """`fn(sp)`, retried on 5xx/connection errors and short 429s, within the deadline."""
@@ -150,6 +154,9 @@ class SpotifyClient:
                     continue
                 if status == 429:
                     asked = _retry_after(error.headers)
+                    locked = _lockout(error, asked, self.policy.max_retry_after)
+                    if locked is not None:
+                        raise self._locked_out(error, asked, locked) from None
                     wait = backoff if asked is None else asked
                     if last or not self._can_wait(wait, self.policy.max_retry_after):
                         raise SpotifyCallError(
@@ -172,6 +179,19 @@ class SpotifyClient:
                 self.sleep(backoff)
                 backoff *= 2
         raise SpotifyCallError("http_error", "access token refused twice", status=401)
+
+    def _locked_out(
+        self, error: spotipy.SpotifyException, asked: int | None, reason: str
+    ) -> SpotifyCallError:
+        """A lockout (QUOTA_EXCEEDED, or a Retry-After past the cap): tell the gate, so that no
+        later call of this run or of any run before its end reaches Spotify."""
+        message = f"{reason}: {_message(error)}"
+        if self.gate is None:  # no budget here (a tool's one call): just this call stops
+            return SpotifyCallError("rate_limited", message, status=429, retry_after=asked)
+        until = layout.iso(self.gate.lock_out(asked, reason))
+        return SpotifyCallError(
+            "cooldown", message, status=429, retry_after=asked, cooldown_until=until
+        )
 
     def pages(self, first: Callable[[spotipy.Spotify], dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """The first page, then every page its absolute `next` links lead to."""
@@ -196,6 +216,8 @@ class SpotifyClient:
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
             raise SpotifyCallError("deadline", "the run reached its deadline")
+        if self.gate is not None:
+            self.gate.before_call()  # raises `cooldown` / `budget` instead of calling
         timeout = self.policy.request_timeout
         if remaining is not None:
             timeout = max(0.5, min(timeout, remaining))
@@ -208,6 +230,15 @@ def _retry_after(headers: Any) -> int | None:
         return max(0, int(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _lockout(error: spotipy.SpotifyException, asked: int | None, cap: float) -> str | None:
+    """Why a 429 is a lockout rather than a pause (contract §9), or None for a pause."""
+    if getattr(error, "reason", None) == "QUOTA_EXCEEDED":
+        return "QUOTA_EXCEEDED"
+    if asked is not None and asked > cap:
+        return "retry_after_past_cap"
+    return None
 
 
 def _message(error: spotipy.SpotifyException) -> str:

@@ -9,8 +9,9 @@ class SpotifyCallError(Exception):
     """A call that failed for good (after the retries the policy allows).
 
     `reason` is a short machine-readable word (`rate_limited`, `server_error`, `connection`,
-    `token_refused`, `deadline`, `http_error`); `retry_after` is the number of seconds Spotify
-    asked us to wait, when it said so.
+    `token_refused`, `deadline`, `http_error`, and from the request budget of contract §9:
+    `cooldown`, `budget`); `retry_after` is the number of seconds Spotify asked us to wait, when
+    it said so; `cooldown_until` the end of the app-wide lockout this error started or met.
     """
 
     def __init__(
@@ -20,11 +21,13 @@ class SpotifyCallError(Exception):
         *,
         status: int | None = None,
         retry_after: int | None = None,
+        cooldown_until: str | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        self.cooldown_until = cooldown_until
 
     @property
     def is_unreadable(self) -> bool:
@@ -38,6 +41,8 @@ class SpotifyCallError(Exception):
             record["status"] = self.status
         if self.retry_after is not None:
             record["retry_after"] = self.retry_after
+        if self.cooldown_until is not None:
+            record["cooldown_until"] = self.cooldown_until
         return record
 
 

@@ -23,8 +23,13 @@ def write_marker(
     *,
     reason: str | None = None,
     rows: dict[str, int] | None = None,
+    values_quarantined: int = 0,
 ) -> dict[str, Any]:
-    """Write (or rewrite: a re-drive may finish twice) the marker of `raw_key`; return it."""
+    """Write (or rewrite: a re-drive may finish twice) the marker of `raw_key`; return it.
+
+    `values_quarantined` counts the values (or rows) a `done` object gave up; the report in
+    `quarantine/` (`values_report_key`) says which.
+    """
     marker = {
         "raw_key": raw_key,
         "status": status,
@@ -32,6 +37,8 @@ def write_marker(
         "rows": rows or {},
         "transformed_at": layout.iso(datetime.now(UTC)),
     }
+    if values_quarantined:
+        marker["values_quarantined"] = values_quarantined
     storage.put(layout.marker_key(raw_key), dump_json(marker), content_type="application/json")
     return marker
 
@@ -41,3 +48,21 @@ def quarantine(storage: Storage, raw_key: str, reason: str) -> dict[str, Any]:
     report = {"raw_key": raw_key, "reason": reason, "at": layout.iso(datetime.now(UTC))}
     storage.put(layout.quarantine_key(raw_key), dump_json(report), content_type="application/json")
     return write_marker(storage, raw_key, QUARANTINED, reason=reason)
+
+
+def values_report_key(raw_key: str) -> str:
+    """Beside the whole-object report: `quarantine/<raw key>.values.json`."""
+    return layout.quarantine_key(raw_key).removesuffix(".reason.json") + ".values.json"
+
+
+def report_values(storage: Storage, raw_key: str, issues: list[dict[str, str]]) -> None:
+    """Report the values of `raw_key` that its tables could not hold (the object itself is
+    transformed: only these values, or their rows, are missing from `curated/`)."""
+    report = {
+        "raw_key": raw_key,
+        "reason": f"{len(issues)} value(s) did not fit their column",
+        "issues": issues,
+        "at": layout.iso(datetime.now(UTC)),
+    }
+    key = values_report_key(raw_key)
+    storage.put(key, dump_json(report), content_type="application/json")

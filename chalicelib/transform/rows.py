@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib.tables import TABLES
 from chalicelib.transform import objects
+from chalicelib.transform.fit import NULLED, ROW_DROPPED, Issue
 from chalicelib.transform.merge import SNAPSHOT_TABLES, dedupe
 from chalicelib.transform.objects import Row, ShapeError, mapping, object_list
 from chalicelib.transform.raw import Answer, Envelope, Run
@@ -36,6 +37,14 @@ def envelope_rows(envelope: Envelope, reused: Mapping[str, Envelope]) -> dict[st
     `reused` maps the raw keys named in `meta.reused_items` to their envelopes: the unchanged
     playlists' item pages are read from there.
     """
+    return envelope_rows_reported(envelope, reused)[0]
+
+
+def envelope_rows_reported(
+    envelope: Envelope, reused: Mapping[str, Envelope]
+) -> tuple[dict[str, list[Row]], list[Issue]]:
+    """`envelope_rows`, and the values it had to give up (timestamps that do not parse): the
+    transform reports those in `quarantine/` instead of dropping them silently."""
     reading = _Reading(_Rows(envelope.run), envelope.meta)
     for answer in envelope.answers:
         routed = route(answer.path)
@@ -53,7 +62,7 @@ def envelope_rows(envelope: Envelope, reused: Mapping[str, Envelope]) -> dict[st
     if envelope.meta.get("complete") is False:
         for table in _NEEDS_COMPLETE_RUN:
             rows.tables.pop(table, None)
-    return rows.result()
+    return rows.result(), rows.issues
 
 
 def reused_raw_keys(envelope: Envelope) -> set[str]:
@@ -74,6 +83,16 @@ class _Rows:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.tables: dict[str, list[Row]] = defaultdict(list)
+        self.issues: list[Issue] = []
+
+    def timestamp(self, value: Any, table: str, column: str, action: str) -> datetime | None:
+        """`objects.timestamp(value)`; a value sent but not parseable is reported as an issue
+        (a missing or null one is simply unknown)."""
+        moment = objects.timestamp(value)
+        if moment is None and value is not None:
+            reason = "not an ISO timestamp"
+            self.issues.append(Issue(table, column, reason, action, ascii(value)[:200]))
+        return moment
 
     def declare(self, *tables: str) -> None:
         """The run read these snapshot tables' listings: they exist even with no rows."""
@@ -136,7 +155,7 @@ def _plays(rows: _Rows, body: dict[str, Any]) -> None:
     for play in object_list(body, "items"):
         if play is None:
             continue
-        played_at = objects.timestamp(play.get("played_at"))
+        played_at = rows.timestamp(play.get("played_at"), "plays", "played_at", ROW_DROPPED)
         if played_at is None:  # no key: nothing to count it under
             continue
         track = mapping(play.get("track"))
@@ -198,7 +217,9 @@ def _playlist_items(rows: _Rows, playlist_id: str, answer: Answer) -> None:
                 "item_type": item_type,
                 "item_id": None if local else objects.text(obj.get("id")),
                 "item_name": objects.text(obj.get("name")),
-                "added_at": objects.timestamp(entry.get("added_at")),
+                "added_at": rows.timestamp(
+                    entry.get("added_at"), "playlist_items", "added_at", NULLED
+                ),
                 "added_by": objects.text(mapping(entry.get("added_by")).get("id")),
             },
         )
@@ -237,7 +258,7 @@ def _saved_tracks(rows: _Rows, body: dict[str, Any], known_until: datetime | Non
         track = mapping(saved.get("track"))
         rows.track(track)
         track_id = objects.spotify_id(track)
-        added_at = objects.timestamp(saved.get("added_at"))
+        added_at = rows.timestamp(saved.get("added_at"), "saved_tracks", "added_at", NULLED)
         if track_id is None:
             continue
         # Only saves newer than what earlier runs knew: the log holds each save once.
