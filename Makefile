@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/spotify-etl demo
+	$(BIN)/spotify-etl demo $(ARGS)
 
 test: $(STAMP)
 	# The dashboard's browser tests need Chromium: installed here when missing (CI runs as root

@@ -71,14 +71,16 @@ def transform_raw(event: Any) -> dict[str, Any]:
 
 @app.schedule(SCHEDULES["reconcile"], name="reconcile")
 def reconcile(event: Any) -> dict[str, Any]:
-    """Hourly: S3 drops an event after two retries, so re-drive raw objects without a marker."""
+    """Every 6 hours: S3 drops an event after two retries; re-drive raw objects with no marker."""
     return transform.reconcile(services().storage)
 
 
 # --- REST API -----------------------------------------------------------------------------
 
-# Deployed stages require IAM (SigV4) on every route but the browser-facing OAuth pair.
-AUTHORIZER = None if CONFIG.stage == "local" else IAMAuthorizer()
+# Deployed stages require IAM (SigV4) on every route but the browser-facing OAuth pair. Off
+# only on a laptop (local lake and local stage): an s3:// lake, or a stage that lost its STAGE
+# variable, fails closed.
+AUTHORIZER = None if CONFIG.is_local else IAMAuthorizer()
 
 
 def _query_params() -> dict[str, str]:
@@ -108,6 +110,12 @@ def auth_login() -> Response:
 @app.route("/auth/callback", methods=["GET"])
 def auth_callback() -> Response:
     return api.auth_callback(services(), app.current_request)
+
+
+@app.route("/auth/invites", methods=["POST"], authorizer=AUTHORIZER)
+def create_invite() -> dict[str, Any]:
+    """A one-time login link for a new user: deployed logins need one (contract §5)."""
+    return api.create_invite(services(), app.current_request)
 
 
 @app.route("/users", methods=["GET"], authorizer=AUTHORIZER)

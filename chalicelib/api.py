@@ -168,15 +168,45 @@ def _dispatch_run(services: Services, payload: dict[str, Any]) -> None:
 
 
 def auth_login(services: Services, request: Any) -> Response:
-    """`GET /auth/login`: 302 to Spotify's authorize page with a signed, expiring `state`."""
+    """`GET /auth/login`: 302 to Spotify's authorize page with a signed, expiring `state`.
+
+    On a deployed stage only with `?invite=<token>` of a valid, unused invite (403 otherwise)."""
     from chalicelib import auth
 
+    invite = (request.query_params or {}).get("invite")
     _ensure_local_signing_key(services)
     try:
-        url = auth.login_redirect(services, redirect_uri=_redirect_uri(services, request))
+        url = auth.door_login_redirect(
+            services, redirect_uri=_redirect_uri(services, request), invite=invite
+        )
     except auth.AuthError as error:
         return _auth_error(error)
     return Response(body="", status_code=302, headers={"Location": url})
+
+
+def create_invite(services: Services, request: Any) -> dict[str, Any]:
+    """`POST /auth/invites`: a one-time login link `{"url", "expires_at"}`. Body optional:
+    `{"hours": 1..168}` (default 72)."""
+    from chalicelib import auth
+
+    body = _json_body(request.raw_body)
+    if body is not None and not isinstance(body, dict):
+        raise BadRequestError("the body must be a JSON object")
+    unknown = set(body or {}) - {"hours"}
+    if unknown:
+        raise BadRequestError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    hours = (body or {}).get("hours", auth.INVITE_LIFETIME_SECONDS // 3600)
+    top = auth.MAX_INVITE_LIFETIME_SECONDS // 3600
+    # bool is an int in Python: `true` must not mean one hour.
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= top:
+        raise BadRequestError(f"hours must be an integer from 1 to {top}")
+    now = datetime.now(UTC)
+    invite = auth.create_invite(services.storage, now=now.timestamp(), lifetime=hours * 3600)
+    expires_at = datetime.fromtimestamp(invite.expires_at, UTC)
+    return {
+        "url": auth.invite_url(_public_base(services, request), invite.token),
+        "expires_at": iso(expires_at),
+    }
 
 
 def auth_callback(services: Services, request: Any) -> Response:
@@ -195,22 +225,35 @@ def auth_callback(services: Services, request: Any) -> Response:
 
 
 def _ensure_local_signing_key(services: Services) -> None:
-    """Locally the `state` signing key is made on first use; deployed, bootstrap makes it."""
+    """Locally the `state` signing key is made on first use; deployed, bootstrap makes it (a
+    stage missing `STAGE` is not local: it must not mint a key of its own)."""
     from chalicelib import auth
 
-    if services.config.stage == "local":
+    if services.config.is_local:
         auth.ensure_signing_key(services.secrets)
+
+
+_CALLBACK_PATH = "auth/callback"
 
 
 def _redirect_uri(services: Services, request: Any) -> str:
     """The configured redirect URI, else this API's own `/auth/callback`."""
     if services.config.spotify_redirect_uri:
         return services.config.spotify_redirect_uri
+    return _public_base(services, request) + _CALLBACK_PATH
+
+
+def _public_base(services: Services, request: Any) -> str:
+    """Where a browser reaches this API, ending in `/`: beside a configured redirect URI
+    (a custom domain), else the request's own host (and API Gateway stage when deployed)."""
+    configured = services.config.spotify_redirect_uri
+    if configured and configured.rstrip("/").endswith("/" + _CALLBACK_PATH):
+        return configured.rstrip("/").removesuffix(_CALLBACK_PATH)
     host = request.headers.get("host", "localhost")
-    if services.config.stage == "local":
-        return f"http://{host}/auth/callback"
+    if services.config.is_local:
+        return f"http://{host}/"
     stage = (request.context or {}).get("stage", "api")
-    return f"https://{host}/{stage}/auth/callback"
+    return f"https://{host}/{stage}/"
 
 
 def _auth_error(error: Exception) -> Response:

@@ -46,12 +46,22 @@ class Config:
     # Web API calls a UTC day, all users and datasets together (contract §9): the Spotify app's
     # quota is shared by everything that uses it, and past it Spotify locks the app out for hours.
     spotify_daily_budget: int = 800
+    # The staleness metric the alarms of `bootstrap --alert-email` watch: a CloudWatch custom
+    # metric costs $0.30 a month outside the free tier, more than a month of everything else.
+    freshness_metric: bool = False
     # True when the Spotify settings point at the bundled offline sample (chalicelib/sample.py).
     sample: bool = False
 
     @property
     def is_s3_lake(self) -> bool:
         return self.lake_uri.startswith("s3://")
+
+    @property
+    def is_local(self) -> bool:
+        """A laptop: a local lake *and* the local stage. Only this runs with the API open (no
+        authorizer, logins without an invite). Anything else counts as deployed, so a stage
+        whose `STAGE` variable went missing fails closed instead of open."""
+        return self.stage == "local" and not self.is_s3_lake
 
     @property
     def lake_bucket(self) -> str | None:
@@ -99,6 +109,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         spotify_daily_budget=int(
             env.get("SPOTIFY_DAILY_BUDGET") or Config.spotify_daily_budget
         ),
+        freshness_metric=(env.get("FRESHNESS_METRIC") or "").lower() in {"1", "on", "true"},
     )
 
 

@@ -25,6 +25,14 @@ def stale_after_minutes(poll_minutes: int) -> int:
     return 2 * poll_minutes + STALE_GRACE_MINUTES
 
 
+def latest_gap(gaps: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The most recent possible gap (`{"from", "to"}`), which says where to look first."""
+    if not gaps:
+        return None
+    newest = max(gaps, key=lambda gap: layout.parse_iso(gap["to"]))
+    return {"from": newest["from"], "to": newest["to"]}
+
+
 def report(services: Services, now: datetime | None = None) -> dict[str, Any]:
     """The health document: per connected user, then the app's quota."""
     now = layout.utc(now or datetime.now(UTC))
@@ -34,14 +42,15 @@ def report(services: Services, now: datetime | None = None) -> dict[str, Any]:
     for user in users_module.list_users(services):
         last = user.get("last_successful_poll")
         minutes = None if last is None else (now - layout.parse_iso(last)).total_seconds() / 60
-        state = get_json(storage, plays.state_key(user["user_id"]))
+        gaps = plays.open_gaps(get_json(storage, plays.state_key(user["user_id"])), now)
         users.append(
             {
                 "user_id": user["user_id"],
                 "last_successful_poll": last,
                 "minutes_since_poll": None if minutes is None else round(minutes, 1),
                 "stale": minutes is None or minutes > limit,
-                "open_gaps": len(plays.open_gaps(state, now)),
+                "open_gaps": len(gaps),
+                "latest_gap": latest_gap(gaps),
             }
         )
     until = quota.cooldown_until(storage, now)

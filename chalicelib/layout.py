@@ -8,6 +8,7 @@ import secrets
 import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 RAW_PREFIX = "raw/"
 RAW_SUFFIX = ".json.gz"
@@ -123,3 +124,14 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def try_parse_iso(value: Any) -> datetime | None:
+    """`parse_iso`, or None for anything that is not a timestamp — including one that parses
+    but has no UTC equivalent (`0001-01-01T00:00:00+01:00` overflows), as Spotify may send."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except (ValueError, OverflowError):
+        return None

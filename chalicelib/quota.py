@@ -95,9 +95,9 @@ def polls_left_today(run_at: datetime, poll_minutes: int) -> int:
 
 
 class CallGate:
-    """What one dataset may still call; the client asks before every request.
-
-    `limit` None: no budget cap (plays, whose only cap is the day's budget itself).
+    """What one dataset may still call (`limit`: what is left of the day's budget, less, for
+    all but plays, what the day's remaining polls need); the client asks before every request.
+    A run passes one to learning the env user's id too, which counts its calls with `spent`.
     """
 
     def __init__(self, quota: Quota, limit: int | None) -> None:
@@ -116,6 +116,10 @@ class CallGate:
     def lock_out(self, retry_after: int | None, reason: str) -> datetime:
         """Spotify locked the app out: no call from this run or any other before the end."""
         return self.quota.lock_out(retry_after, reason)
+
+    def spent(self, calls: int) -> None:
+        """Calls made outside a dataset (learning the env user's id): into the ledger."""
+        self.quota.spent(calls)
 
 
 @dataclass

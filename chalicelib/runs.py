@@ -80,12 +80,20 @@ def update_run(
     return update_json(storage, layout.run_record_key(run_id), apply) or {}
 
 
+# Reasons that mean "not now" rather than "broken" (contract §9).
+WAITING_REASONS = frozenset({"cooldown", "budget"})
+
+
 def overall_status(results: dict[str, dict[str, dict[str, Any]]], errors: list[Any]) -> str:
     """succeeded: every dataset did; failed: none did anything; partial: in between."""
     statuses = [d["status"] for datasets in results.values() for d in datasets.values()]
     # A crash is our bug, not Spotify's refusal: fail loudly so schedulers and exit codes see it.
-    if not statuses or any(e.get("reason") == "internal_error" for e in errors):
+    if any(e.get("reason") == "internal_error" for e in errors):
         return "failed"
+    if not statuses:
+        # Held back by the budget or a lockout before any dataset began: nothing broke.
+        waited = errors and all(e.get("reason") in WAITING_REASONS for e in errors)
+        return "partial" if waited else "failed"
     if all(s == "succeeded" for s in statuses) and not errors:
         return "succeeded"
     if all(s == "failed" for s in statuses):

@@ -14,8 +14,9 @@ def schedules(config: Config) -> dict[str, Rate | Cron]:
         # Only the newest 50 plays exist: poll often enough not to miss any.
         "poll_history": Rate(config.history_poll_minutes, unit=Rate.MINUTES),
         "daily_snapshot": Cron(0, 6, "*", "*", "?", "*"),
-        # S3 drops an event after two retries: re-drive what has no marker.
-        "reconcile": Rate(1, unit=Rate.HOURS),
+        # S3 drops an event after two retries: re-drive what has no marker. Rarely needed, and
+        # each run lists 10 prefixes (billed like PUTs): four times a day, not hourly.
+        "reconcile": Rate(6, unit=Rate.HOURS),
     }
 
 

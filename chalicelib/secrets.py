@@ -151,8 +151,12 @@ class SsmSecretStore:
 
     def names(self, prefix: str = "") -> list[str]:
         found = []
+        # Listed from the prefix's own folder: reading by path is granted per path, and a role
+        # allowed the root could read every secret under it (the signing key included).
+        folder = prefix.rpartition("/")[0]
+        path = self._full(folder) if folder else self.path
         paginator = self.client.get_paginator("get_parameters_by_path")
-        for page in paginator.paginate(Path=self.path, Recursive=True, WithDecryption=False):
+        for page in paginator.paginate(Path=path, Recursive=True, WithDecryption=False):
             for parameter in page["Parameters"]:
                 relative = parameter["Name"][len(self.path) + 1 :]
                 name = "/".join(decode_segment(s) for s in relative.split("/"))

@@ -15,6 +15,7 @@ from chalicelib.config import Config, load_config
 from chalicelib.storage import PutListener, Storage, open_storage
 
 if TYPE_CHECKING:  # built lazily: the Lambdas that need neither do not import them
+    from chalicelib.metrics import Metrics
     from chalicelib.queries import QueryEngine
     from chalicelib.secrets import SecretStore
 
@@ -63,6 +64,13 @@ class Services:
         from chalicelib import queries
 
         return queries.open_engine(self.config, lambda: self.client("athena"))
+
+    @functools.cached_property
+    def metrics(self) -> Metrics:
+        """CloudWatch on a deployed stage (its client made on the first put), else in memory."""
+        from chalicelib.metrics import build_metrics
+
+        return build_metrics(self.config, lambda: self.client("cloudwatch"))
 
 
 def from_environment() -> Services:

@@ -29,6 +29,7 @@ from chalicelib.spotify.tokens import (
 from chalicelib.storage import Storage, get_json, update_json
 
 if TYPE_CHECKING:
+    from chalicelib.quota import CallGate
     from chalicelib.services import Services
     from chalicelib.spotify.client import AppCredentials, RetryPolicy
 
@@ -88,14 +89,21 @@ def env_user_unlearnt(services: Services) -> bool:
 
 
 def learn_env_user(
-    services: Services, credentials: AppCredentials, policy: RetryPolicy | None = None
+    services: Services,
+    credentials: AppCredentials,
+    policy: RetryPolicy | None = None,
+    gate: CallGate | None = None,
 ) -> str:
     """Ask `GET /me` who `SPOTIFY_REFRESH_TOKEN` belongs to; remember it and the fresh token.
 
     The refresh goes through the same lease as every run's, keyed by the token's fingerprint
     while the id is unknown: two first runs at once refresh (and rotate) once, not twice.
+    `GET /me` is a Web API call like any other: a run passes its request budget's `gate`, which
+    is asked before the call, told of a lockout, and counts the calls made (even failed ones).
     """
+    from chalicelib.queries.parameters import USER_ID_PATTERN
     from chalicelib.spotify.client import SpotifyClient, oauth_manager, token_refresher
+    from chalicelib.spotify.errors import SpotifyCallError
     from chalicelib.spotify.tokens import UserAuth
 
     env_token = services.config.spotify_refresh_token
@@ -105,9 +113,16 @@ def learn_env_user(
     provisional = f"_env-{source.seed}"
     refresher = token_refresher(oauth_manager(services.config, credentials))
     auth = UserAuth(services.storage, provisional, source, refresher)
-    user_id = str(
-        SpotifyClient(services.config, auth, policy=policy).call(lambda sp: sp.me())["id"]
-    )
+    client = SpotifyClient(services.config, auth, policy=policy)
+    client.gate = gate
+    try:
+        me = client.call(lambda sp: sp.me())
+    finally:
+        if gate is not None:
+            gate.spent(sum(client.take_record()[1].values()))
+    user_id = me.get("id") if isinstance(me, dict) else None
+    if not isinstance(user_id, str) or not USER_ID_PATTERN.fullmatch(user_id):
+        raise SpotifyCallError("unexpected_answer", f"GET /me named no user id: {user_id!r:.80}")
     # The cached access token now serves the user under their own id too (a rotated refresh
     # token is already under `env/refresh_token`). The provisional copy stays until it expires:
     # a first run waiting on the provisional lease still finds it there, and refreshes nothing.
@@ -127,8 +142,10 @@ def connected_users(
     store: SecretStore,
     credentials: AppCredentials | None,
     policy: RetryPolicy | None = None,
+    gate: CallGate | None = None,
 ) -> list[ConnectedUser]:
-    """Everyone extraction runs for: stored users, then the env user (learnt once)."""
+    """Everyone extraction runs for: stored users, then the env user (learnt once, with
+    `credentials`; None: not asked for)."""
     found = {
         uid: ConnectedUser(uid, StoredRefreshToken(store, uid), "connected")
         for uid in stored_user_ids(store)
@@ -137,7 +154,7 @@ def connected_users(
     if env_token:
         env_id = remembered_env_user(services)
         if env_id is None and credentials is not None:
-            env_id = learn_env_user(services, credentials, policy)
+            env_id = learn_env_user(services, credentials, policy, gate)
         if env_id is not None and env_id not in found:
             found[env_id] = ConnectedUser(env_id, EnvRefreshToken(env_token, store), "env")
     return [found[uid] for uid in sorted(found)]
@@ -171,7 +188,7 @@ def disconnect_user(services: Services, user_id: str) -> bool:
     useless without the client secret and is dropped by the user's next refresh)."""
     store = services.secrets
     name = refresh_token_name(user_id)
-    if store.get(name) is None:
+    if name not in store.names(name):  # by name only: the API may not read any token
         return False
     store.delete(name)
     store.delete(access_token_name(user_id))

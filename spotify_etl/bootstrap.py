@@ -1,8 +1,9 @@
 """`spotify-etl bootstrap --stage S`: the AWS resources `chalice deploy` does not create.
 
-The lake bucket (locked down), the Glue database and tables (from `tables.py`, with partition
-projection), the `*_latest` views (through Athena, from the SQL the local engine uses), the
-Athena workgroup, the secret entries and, on request, a Glue crawler. Every step compares what
+The lake bucket (locked down, versioned), the Glue database and tables (from `tables.py`, with
+partition projection), the `*_latest` views (through Athena, from the SQL the local engine uses),
+the Athena workgroup, the secret entries and, on request, a Glue crawler and the alerts (an SNS
+topic mailing one address, alarms on the poll's errors and staleness). Every step compares what
 exists with what is wanted and changes only the difference, so a second run changes nothing and
 says so. Desired states are built by pure functions; the `ensure_*` functions hold the side
 effects and return what they changed.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets as random_secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +22,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import secrets
+from chalicelib import layout, metrics, secrets
 from chalicelib.config import Config, load_config, split_s3_uri
+from chalicelib.health import STALE_GRACE_MINUTES, stale_after_minutes
 from chalicelib.queries.athena_engine import wait_for_execution
 from chalicelib.tables import TABLES, Table, glue_columns, glue_partition_keys
-from spotify_etl.configure import check_layer, stage_layers
+from spotify_etl.configure import StageNames, check_layer, stage_layers
 
 Clients = Callable[[str], Any]
 Out = Callable[[str], None]
@@ -33,6 +36,17 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ATHENA_RESULTS_DAYS = 7
 USED_NONCES_PREFIX = "state/auth/nonces/"  # where auth.py records spent login states
+# With versioning on, an overwritten or deleted object keeps its old version. Raw's are kept
+# for good (raw is write-once: an old version of it exists only because a bug touched it);
+# everything else is rebuilt from raw or rewritten every poll, so its old versions go after
+# a month, long enough to notice a bug and restore what it overwrote.
+OLD_VERSIONS_KEPT_DAYS = 30
+REWRITTEN_PREFIXES = (
+    layout.CURATED_PREFIX,
+    layout.QUARANTINE_PREFIX,
+    layout.RUNS_PREFIX,
+    layout.STATE_PREFIX,
+)
 # Athena refuses a cutoff under 10 MB. 1 GB is far above what a personal lake scans per query
 # and stops a runaway query at $0.005.
 BYTES_SCANNED_CUTOFF = 1024**3
@@ -90,14 +104,26 @@ def stage_config(stage: str, base: Config, project_dir: Path = PROJECT_DIR) -> C
 
 
 def bootstrap_stage(
-    config: Config, *, stage: str, with_crawler: bool = False, out: Out = print
+    config: Config,
+    *,
+    stage: str,
+    with_crawler: bool = False,
+    alert_email: str | None = None,
+    out: Out = print,
 ) -> list[str]:
     """The CLI's `bootstrap --stage S`: boto3 clients for the caller's account and region."""
     import boto3
 
     deployed = stage_config(stage, config)
     session = boto3.session.Session(region_name=deployed.aws_region)
-    return bootstrap(deployed, session.client, stage=stage, with_crawler=with_crawler, out=out)
+    return bootstrap(
+        deployed,
+        session.client,
+        stage=stage,
+        with_crawler=with_crawler,
+        alert_email=alert_email,
+        out=out,
+    )
 
 
 def bootstrap(
@@ -106,6 +132,7 @@ def bootstrap(
     *,
     stage: str,
     with_crawler: bool = False,
+    alert_email: str | None = None,
     out: Out = print,
     view_wait_seconds: float = VIEW_QUERY_WAIT_SECONDS,
     layers: list[str] | None = None,
@@ -113,8 +140,16 @@ def bootstrap(
     """Create or fix every resource of `stage`; returns what changed (empty: nothing did).
 
     `layers` (default: the stage's in `.chalice/config.json`) are only checked: a missing one
-    is a warning, since `chalice deploy` is what needs it."""
+    is a warning, since `chalice deploy` is what needs it. `alert_email` adds the alerts."""
     lake = Lake.from_uri(config.lake_uri)
+    if alert_email is not None:  # checked before anything is created, not half-way through
+        check_email(alert_email)
+        if not config.freshness_metric:  # the staleness alarm would watch nothing and fire
+            raise BootstrapError(
+                f"--alert-email: stage {stage} does not publish the staleness metric its alarm "
+                f"watches; run `spotify-etl configure --stage {stage} ... --alerts` (it sets "
+                "FRESHNESS_METRIC=on) and `chalice deploy`, then bootstrap again"
+            )
     region = clients("s3").meta.region_name
     store = secrets.SsmSecretStore(clients("ssm"), config.secrets_path or secrets.DEFAULT_SSM_PATH)
     changed: list[str] = []
@@ -130,6 +165,13 @@ def bootstrap(
     ]
     if with_crawler:
         steps.append(lambda: ensure_crawler(clients("glue"), clients("iam"), config, lake, stage))
+    if alert_email is not None:
+        email = alert_email
+        steps.append(
+            lambda: ensure_alerts(
+                clients("sns"), clients("cloudwatch"), config, lake, stage, email, out
+            )
+        )
     for step in steps:
         for change in step():
             out(f"  changed: {change}")
@@ -178,14 +220,18 @@ def bucket_policy(bucket: str) -> dict[str, Any]:
 
 
 def lifecycle_rules(lake: Lake) -> list[dict[str, Any]]:
-    """Athena results and used login nonces expire. Raw stays in its class: small objects gain
-    nothing from transitions, and `reprocess` needs them at hand."""
+    """Athena results and used login nonces expire, old versions too (in a versioned bucket
+    an expiry only hides the object). Outside `raw/`, old versions expire after a month.
+
+    Raw stays in its class and keeps every version: small objects gain nothing from
+    transitions, and `reprocess` needs them at hand."""
     return [
         {
             "ID": "expire-athena-results",
             "Filter": {"Prefix": lake.prefix + ATHENA_RESULTS_PREFIX},
             "Status": "Enabled",
             "Expiration": {"Days": ATHENA_RESULTS_DAYS},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
         },
         {
@@ -194,7 +240,19 @@ def lifecycle_rules(lake: Lake) -> list[dict[str, Any]]:
             "Filter": {"Prefix": lake.prefix + USED_NONCES_PREFIX},
             "Status": "Enabled",
             "Expiration": {"Days": 1},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
         },
+        *(
+            {
+                "ID": f"expire-old-versions-{prefix.rstrip('/')}",
+                "Filter": {"Prefix": lake.prefix + prefix},
+                "Status": "Enabled",
+                # A delete marker with no version left behind it is clutter in every listing.
+                "Expiration": {"ExpiredObjectDeleteMarker": True},
+                "NoncurrentVersionExpiration": {"NoncurrentDays": OLD_VERSIONS_KEPT_DAYS},
+            }
+            for prefix in REWRITTEN_PREFIXES
+        ),
     ]
 
 
@@ -227,12 +285,21 @@ def ensure_bucket(s3: Any, lake: Lake, region: str) -> list[str]:
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         changed.append(f"bucket {bucket}: policy refusing non-TLS requests")
 
+    # Raw is write-once (contract §3): with versions kept, an overwrite or a delete by a bug
+    # leaves the raw object restorable. Once on, versioning can be suspended but never removed.
+    if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        changed.append(f"bucket {bucket}: versioning on (raw can be restored after a bug)")
+
     wanted = lifecycle_rules(lake)
     if _get(s3.get_bucket_lifecycle_configuration, "Rules", Bucket=bucket) != wanted:
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket, LifecycleConfiguration={"Rules": wanted}
         )
-        changed.append(f"bucket {bucket}: lifecycle (Athena results, used login nonces)")
+        changed.append(
+            f"bucket {bucket}: lifecycle (Athena results, used login nonces, old versions "
+            "outside raw/)"
+        )
     return changed
 
 
@@ -664,3 +731,155 @@ def _crawler_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
         or paths != [t["Path"] for t in wanted["Targets"]["S3Targets"]]
         or current.get("SchemaChangePolicy") != wanted["SchemaChangePolicy"]
     )
+
+
+# --- alerts (--alert-email) -----------------------------------------------------------------
+
+
+POLL_HANDLER = "poll_history"  # app.py's history poll, as Chalice names its function
+POLL_ERRORS_PERIOD_SECONDS = 3600
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def check_email(address: str) -> None:
+    # SNS would refuse it too, but only after the topic exists: refuse it before anything.
+    if not _EMAIL.fullmatch(address):
+        raise BootstrapError(f"{address!r} is not an email address")
+
+
+def alert_topic_name(stage: str) -> str:
+    return f"spotify-etl-{stage}-alerts"
+
+
+def poll_errors_alarm(stage: str, function: str, topic_arn: str) -> dict[str, Any]:
+    """The poll function failed at least once in an hour.
+
+    The runner contains Spotify's errors in the run record, so a Lambda error here means the
+    poll itself broke (a crash, a timeout, the lake unreachable): no play is polled until fixed.
+    No invocation at all is not an error; the staleness alarm covers that."""
+    return {
+        "AlarmName": f"spotify-etl-{stage}-poll-errors",
+        "AlarmDescription": f"{function} failed: while it keeps failing, plays older than the "
+        f"newest 50 are lost. Its logs: /aws/lambda/{function}",
+        "ActionsEnabled": True,
+        "AlarmActions": [topic_arn],
+        "OKActions": [topic_arn],
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Errors",
+        "Dimensions": [{"Name": "FunctionName", "Value": function}],
+        "Statistic": "Sum",
+        "Period": POLL_ERRORS_PERIOD_SECONDS,
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def staleness_alarm(config: Config, stage: str, topic_arn: str) -> dict[str, Any]:
+    """A connected user is stale, as `GET /health` says, or the poll stopped publishing.
+
+    The threshold is `/health`'s own (2 × the poll interval + 30 min). A period is one poll
+    interval and the grace: the poll function's timeout is 5 minutes, so two points of a
+    healthy poll are at most an interval and 5 minutes apart and every period holds one. An
+    empty period (missing data, breaching) means the poll stopped running: stale too."""
+    return {
+        "AlarmName": f"spotify-etl-{stage}-poll-stale",
+        "AlarmDescription": "A connected user was not polled for more than "
+        f"{stale_after_minutes(config.history_poll_minutes)} minutes, or the history poll "
+        "stopped publishing: GET /health and `spotify-etl doctor` say which.",
+        "ActionsEnabled": True,
+        "AlarmActions": [topic_arn],
+        "OKActions": [topic_arn],
+        "Namespace": metrics.NAMESPACE,
+        "MetricName": metrics.MINUTES_SINCE_POLL,
+        "Dimensions": [{"Name": metrics.STAGE_DIMENSION, "Value": config.stage}],
+        "Statistic": "Maximum",
+        "Period": (config.history_poll_minutes + STALE_GRACE_MINUTES) * 60,
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1,
+        "Threshold": float(stale_after_minutes(config.history_poll_minutes)),
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "breaching",
+    }
+
+
+def ensure_alerts(
+    sns: Any, cloudwatch: Any, config: Config, lake: Lake, stage: str, email: str, out: Out
+) -> list[str]:
+    """The topic, `email` subscribed to it, and both alarms acting on it."""
+    topic_arn, changed = ensure_topic(sns, alert_topic_name(stage))
+    changed += ensure_email_subscription(sns, topic_arn, email, out)
+    function = StageNames(stage, lake.bucket).function(POLL_HANDLER)
+    for alarm in (
+        poll_errors_alarm(stage, function, topic_arn),
+        staleness_alarm(config, stage, topic_arn),
+    ):
+        changed += ensure_alarm(cloudwatch, alarm)
+    return changed
+
+
+def ensure_topic(sns: Any, name: str) -> tuple[str, list[str]]:
+    """The topic's ARN, and whether it had to be created."""
+    for arn in _topics(sns):
+        if arn.rsplit(":", 1)[-1] == name:
+            return arn, []
+    return sns.create_topic(Name=name)["TopicArn"], [f"created SNS topic {name}"]
+
+
+def ensure_email_subscription(sns: Any, topic_arn: str, email: str, out: Out) -> list[str]:
+    """Subscribe `email` unless it is already (a pending subscription counts: subscribing
+    again would only send another confirmation mail)."""
+    found = email_subscription(_subscriptions(sns, topic_arn), email)
+    if found is None:
+        sns.subscribe(TopicArn=topic_arn, Protocol="email", Endpoint=email)
+        out(f"  note: AWS mailed {email} a confirmation link; alerts arrive once it is opened")
+        return [f"subscribed {email} to {topic_arn.rsplit(':', 1)[-1]}"]
+    if found == "PendingConfirmation":
+        out(f"  note: {email} has not confirmed its subscription yet (see the AWS mail)")
+    return []
+
+
+def email_subscription(subscriptions: list[dict[str, Any]], email: str) -> str | None:
+    """The ARN (or `PendingConfirmation`) of `email`'s subscription, None when there is none.
+    Addresses compare without case, as mail servers treat at least their domain."""
+    for subscription in subscriptions:
+        same = subscription.get("Endpoint", "").lower() == email.lower()
+        if subscription.get("Protocol") == "email" and same:
+            return str(subscription.get("SubscriptionArn"))
+    return None
+
+
+def ensure_alarm(cloudwatch: Any, wanted: dict[str, Any]) -> list[str]:
+    """Create or correct one alarm: PutMetricAlarm replaces it whole, so it is called only when
+    what CloudWatch holds differs (a second bootstrap changes nothing)."""
+    name = wanted["AlarmName"]
+    current = cloudwatch.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm"])
+    alarms = current["MetricAlarms"]
+    if alarms and all(alarms[0].get(k) == v for k, v in wanted.items()):
+        return []
+    cloudwatch.put_metric_alarm(**wanted)
+    return [f"{'updated' if alarms else 'created'} CloudWatch alarm {name}"]
+
+
+def _topics(sns: Any) -> list[str]:
+    arns: list[str] = []
+    kwargs: dict[str, str] = {}
+    while True:
+        page = sns.list_topics(**kwargs)
+        arns += [topic["TopicArn"] for topic in page.get("Topics", [])]
+        if not page.get("NextToken"):
+            return arns
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _subscriptions(sns: Any, topic_arn: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, str] = {"TopicArn": topic_arn}
+    while True:
+        page = sns.list_subscriptions_by_topic(**kwargs)
+        found += page.get("Subscriptions", [])
+        if not page.get("NextToken"):
+            return found
+        kwargs["NextToken"] = page["NextToken"]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from chalicelib import services as services_module
 from chalicelib.config import load_config
 from chalicelib.datasets import NAMES as DATASETS
-from chalicelib.layout import parse_iso
+from chalicelib.layout import try_parse_iso
 from spotify_etl.local import local_session
 from spotify_etl.report import format_run, render
 
@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--lake", default="./demo-lake", help="demo lake directory (recreated)")
     demo.add_argument("--days", type=int, default=3, help="simulated days (default 3)")
+    demo.add_argument(
+        "--quota-lockout",
+        action="store_true",
+        help="let Spotify lock the app out for five hours on the last day (429 QUOTA_EXCEEDED)",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     run = commands.add_parser(
@@ -120,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bootstrap.add_argument("--stage", required=True, help="a stage of .chalice/config.json")
     bootstrap.add_argument("--with-crawler", action="store_true", help="also a Glue crawler")
+    bootstrap.add_argument(
+        "--alert-email",
+        type=_email,
+        metavar="ADDRESS",
+        help="also alerts: an SNS topic mailing ADDRESS, alarms on the history poll's errors "
+        "and on users not polled in time",
+    )
     bootstrap.set_defaults(handler=cmd_bootstrap)
 
     doctor = commands.add_parser(
@@ -141,7 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
     configure.add_argument("--bucket", required=True, help="the lake's S3 bucket (globally unique)")
     configure.add_argument("--region", required=True, help="AWS region, e.g. eu-west-1")
     configure.add_argument("--account", help="12-digit AWS account id: tightens every ARN")
+    configure.add_argument(
+        "--alerts",
+        action="store_true",
+        help="publish the staleness metric that `bootstrap --alert-email` alarms on "
+        "(a CloudWatch custom metric: $0.30 a month outside the free tier)",
+    )
     configure.set_defaults(handler=cmd_configure)
+
+    invite = commands.add_parser(
+        "invite",
+        help="print a one-time login link for a new user of a deployed stage",
+        description="Create a one-time invite in a deployed stage's lake (with your AWS "
+        "credentials) and print its login link: on deployed stages /auth/login refuses anyone "
+        "without one. The API URL is --api-url, else the one in .chalice/deployed/<stage>.json. "
+        "Exit 2 when the stage or its API URL is unknown, 1 when AWS refuses.",
+    )
+    invite.add_argument("--stage", required=True, help="a deployed stage of .chalice/config.json")
+    invite.add_argument("--api-url", help="the stage's API URL, as `chalice deploy` printed it")
+    invite.add_argument(
+        "--hours", type=int, default=72, help="how long the link stays valid (1-168, default 72)"
+    )
+    invite.set_defaults(handler=cmd_invite)
 
     report = commands.add_parser(
         "report",
@@ -236,7 +269,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     try:
         bootstrap.bootstrap_stage(
-            load_config(), stage=args.stage, with_crawler=args.with_crawler, out=print
+            load_config(),
+            stage=args.stage,
+            with_crawler=args.with_crawler,
+            alert_email=args.alert_email,
+            out=print,
         )
     except bootstrap.BootstrapError as error:
         raise CommandFailed(str(error)) from error
@@ -257,13 +294,36 @@ def cmd_configure(args: argparse.Namespace) -> int:
     from spotify_etl import configure
 
     try:
-        changed = configure.configure(args.stage, args.bucket, args.region, args.account)
+        changed = configure.configure(
+            args.stage, args.bucket, args.region, args.account, alerts=args.alerts
+        )
     except configure.ConfigureError as error:
         raise UsageError(str(error)) from error
     for path in changed:
         print(f"  wrote {path}")
     print(f"{len(changed)} file(s) changed." if changed else "Nothing to change.")
     print(f"Next: AWS_REGION={args.region} spotify-etl bootstrap --stage {args.stage}")
+    return EXIT_OK
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from spotify_etl import invite
+
+    if not 1 <= args.hours <= 168:
+        raise UsageError("--hours must be from 1 to 168")
+    try:
+        config, api_url = invite.resolve_stage(args.stage, load_config(), args.api_url)
+    except invite.InviteUsageError as error:
+        raise UsageError(str(error)) from error
+    try:
+        made = invite.create_stage_invite(config, api_url, hours=args.hours)
+    except (BotoCoreError, ClientError) as error:
+        raise CommandFailed(f"could not write the invite to {config.lake_uri}: {error}") from None
+    expires = datetime.fromtimestamp(made.expires_at, UTC).isoformat(timespec="minutes")
+    _progress(f"One-time login link for stage {args.stage}, valid until {expires}:")
+    print(made.url)  # stdout holds the link alone, for scripts
     return EXIT_OK
 
 
@@ -287,18 +347,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.days < 1 or args.days > 7:
         raise UsageError("--days must be between 1 and 7")
-    return demo.run_demo(lake=args.lake, days=args.days, out=print, progress=_progress)
+    return demo.run_demo(
+        lake=args.lake,
+        days=args.days,
+        out=print,
+        progress=_progress,
+        quota_lockout=args.quota_lockout,
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------
 
 
 def _timestamp(text: str) -> datetime:
+    moment = try_parse_iso(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}")
+    return moment
+
+
+def _email(text: str) -> str:
+    from spotify_etl import bootstrap
+
     try:
-        moment = parse_iso(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 timestamp: {text!r}") from error
-    return moment.astimezone(UTC)
+        bootstrap.check_email(text)
+    except bootstrap.BootstrapError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return text
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib import metrics, secrets
 from chalicelib.tables import LATEST_VIEWS, TABLES
 
 APP_NAME = "spotify-etl"
@@ -72,6 +73,19 @@ class StageNames:
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
+
+    def parameters(self, *secret_names: str) -> list[str]:
+        """SSM parameter ARNs of secret-store names, encoded as the store encodes them
+        (`client_id` is `client_5fid` in SSM); a `*` segment stays a wildcard."""
+        path = self.secrets_path.strip("/")
+        return [
+            self.arn(
+                "ssm",
+                f"parameter/{path}/"
+                + "/".join(s if s == "*" else secrets.encode_segment(s) for s in name.split("/")),
+            )
+            for name in secret_names
+        ]
 
     def bucket_arn(self, *prefixes: str) -> list[str]:
         bucket = f"arn:{self.partition}:s3:::{self.bucket}"
@@ -155,21 +169,66 @@ def stage_block(names: StageNames, layer: str) -> dict[str, Any]:
     }
 
 
+# What each role may do, in the words of the lake's layout (docs/design.md) and the secret
+# store's names (chalicelib/secrets.py). tests/test_iam_policies.py runs each role's handlers
+# against moto, checks every S3 key and SSM name they touch is allowed here, and that what a
+# role must never touch (the API and the extraction's tokens and watermarks, the signing key) is
+# not.
+#
+# The API serves runs, users, logins and queries: it creates run requests and their dispatch
+# markers, spent login nonces and invites, and reads what it reports (run records and their
+# transform markers, users' last polls and history watermarks, the quota ledger). It writes no
+# token, watermark or marker; of the quota, only the ledger (the callback's `GET /me` counts).
+API_READS = (
+    "runs/records/",
+    "runs/transformed/",
+    "runs/dispatched/",
+    "state/users/",
+    "state/plays/",
+    "state/quota/",
+    "state/invites/",
+)
+API_WRITES = (
+    "runs/records/",
+    "runs/dispatched/",
+    "state/auth/nonces/",
+    "state/invites/",
+    "state/quota/ledger/",
+)
+# The extraction: its watermarks and caches, token leases, users' last polls, the quota ledger.
+EXTRACT_STATE = (
+    "state/plays/",
+    "state/saved_tracks/",
+    "state/playlists/",
+    "state/artists/",
+    "state/tokens/",
+    "state/users/",
+    "state/quota/",
+)
+# The transform: curated tables, quarantine reports, its markers (deleted when a transient error
+# defers an object) and the reconcile cursor.
+TRANSFORM_WRITES = ("curated/", "quarantine/", "runs/transformed/", "state/transform/")
+
+
 def policies(names: StageNames) -> dict[str, dict[str, Any]]:
     """The three roles' policies: `api`, `extract`, `transform`."""
-    ssm_path = names.secrets_path.lstrip("/")
-    read_secrets = _statement(
-        "ReadSecrets",
-        ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-        [names.arn("ssm", f"parameter/{ssm_path}"), names.arn("ssm", f"parameter/{ssm_path}/*")],
-    )
-    users = [names.arn("ssm", f"parameter/{ssm_path}/users/*")]
+    return {
+        role: {"Version": "2012-10-17", "Statement": statements}
+        for role, statements in (
+            ("api", _api_statements(names)),
+            ("extract", _extract_statements(names)),
+            ("transform", _transform_statements(names)),
+        )
+    }
+
+
+def _api_statements(names: StageNames) -> list[dict[str, Any]]:
     glue = [
         names.arn("glue", "catalog"),
         names.arn("glue", f"database/{names.glue_database}"),
         *(names.arn("glue", f"table/{names.glue_database}/{t}") for t in (*TABLES, *LATEST_VIEWS)),
     ]
-    api = [
+    return [
         _logs(names, [None]),
         _statement(
             "LakeBucketForAthena",
@@ -187,12 +246,8 @@ def policies(names: StageNames) -> dict[str, dict[str, Any]]:
             ],
             names.bucket_arn("athena-results/"),
         ),
-        _statement("RunRecords", ["s3:GetObject", "s3:PutObject"], names.bucket_arn("runs/")),
-        _statement(
-            "State",
-            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            names.bucket_arn("state/"),
-        ),
+        _statement("ReadWhatItReports", ["s3:GetObject"], names.bucket_arn(*API_READS)),
+        _statement("RunRequestsAndLogins", ["s3:PutObject"], names.bucket_arn(*API_WRITES)),
         _statement(
             "RunQueries",
             [
@@ -215,39 +270,81 @@ def policies(names: StageNames) -> dict[str, dict[str, Any]]:
             ],
             glue,
         ),
-        read_secrets,
-        _statement("ConnectAndDisconnectUsers", ["ssm:PutParameter", "ssm:DeleteParameter"], users),
+        _statement(
+            "ReadAppSecrets",
+            ["ssm:GetParameter"],
+            names.parameters(secrets.CLIENT_ID, secrets.CLIENT_SECRET, secrets.SIGNING_KEY),
+        ),
+        _list_users(names),
+        _statement(
+            "ConnectAndDisconnectUsers",
+            ["ssm:PutParameter", "ssm:DeleteParameter"],  # never read: no token leaves SSM
+            names.parameters(secrets.USERS_PREFIX + "*"),
+        ),
         _statement(
             "StartExtraction",
             ["lambda:InvokeFunction"],
             [names.arn("lambda", f"function:{names.function('extract')}")],
         ),
     ]
-    extract = [
+
+
+def _extract_statements(names: StageNames) -> list[dict[str, Any]]:
+    return [
         _logs(names, EXTRACT_FUNCTIONS),
         _statement("ListLake", ["s3:ListBucket"], names.bucket_arn()),
-        _statement("WriteRaw", ["s3:PutObject"], names.bucket_arn("raw/")),
-        _statement("ReadLake", ["s3:GetObject"], names.bucket_arn("raw/", "curated/")),
+        # Raw objects are write-once: S3 takes the put only with `If-None-Match: *`, so even a
+        # bug in this role cannot overwrite what Spotify answered.
+        {
+            **_statement("WriteRawOnce", ["s3:PutObject"], names.bucket_arn("raw/")),
+            "Condition": {"Null": {"s3:if-none-match": "false"}},
+        },
+        _statement("ReadRaw", ["s3:GetObject"], names.bucket_arn("raw/")),
         _statement(
-            "StateAndRuns", ["s3:GetObject", "s3:PutObject"], names.bucket_arn("state/", "runs/")
+            "ExtractionStateAndRuns",
+            ["s3:GetObject", "s3:PutObject"],
+            names.bucket_arn(*EXTRACT_STATE, "runs/records/"),
         ),
-        read_secrets,
-        _statement("PersistRotatedRefreshTokens", ["ssm:PutParameter"], users),
+        # The app's id and secret, to refresh tokens; never the login signing key.
+        _statement(
+            "ReadAppCredentials",
+            ["ssm:GetParameter"],
+            names.parameters(secrets.CLIENT_ID, secrets.CLIENT_SECRET),
+        ),
+        _list_users(names),
+        _statement(
+            "UserTokens",
+            ["ssm:GetParameter", "ssm:PutParameter"],
+            names.parameters(secrets.USERS_PREFIX + "*", secrets.ENV_REFRESH_TOKEN),
+        ),
+        {
+            **_statement("PublishFreshness", ["cloudwatch:PutMetricData"], ["*"]),
+            "Condition": {"StringEquals": {"cloudwatch:namespace": metrics.NAMESPACE}},
+        },
     ]
-    transform = [
+
+
+def _transform_statements(names: StageNames) -> list[dict[str, Any]]:
+    return [
         _logs(names, LAYER_FUNCTIONS),
         _statement("ListLake", ["s3:ListBucket"], names.bucket_arn()),
         _statement("ReadRaw", ["s3:GetObject"], names.bucket_arn("raw/")),
         _statement(
-            "WriteCurated",
-            ["s3:GetObject", "s3:PutObject"],
-            names.bucket_arn("curated/", "quarantine/", "runs/transformed/"),
+            "WriteDerived", ["s3:GetObject", "s3:PutObject"], names.bucket_arn(*TRANSFORM_WRITES)
         ),
+        _statement("DeferObjects", ["s3:DeleteObject"], names.bucket_arn("runs/transformed/")),
     ]
-    return {
-        role: {"Version": "2012-10-17", "Statement": statements}
-        for role, statements in (("api", api), ("extract", extract), ("transform", transform))
-    }
+
+
+def _list_users(names: StageNames) -> dict[str, Any]:
+    """Listing by path reads everything below the path: the users' folder only, never the
+    root, where the signing key lives."""
+    folder = secrets.USERS_PREFIX.rstrip("/")
+    return _statement(
+        "ListUsers",
+        ["ssm:GetParametersByPath"],
+        names.parameters(folder, folder + "/*"),
+    )
 
 
 def configure(
@@ -256,12 +353,14 @@ def configure(
     region: str,
     account: str | None = None,
     *,
+    alerts: bool = False,
     python: str = LOCAL_PYTHON,
     project_dir: Path = PROJECT_DIR,
 ) -> list[str]:
     """Write the stage into `.chalice/config.json` and its policy files; returns the paths
     changed (empty when all was already so). Variables the stage has beyond its names (e.g.
-    `SPOTIPY_REDIRECT_URI`) are kept."""
+    `SPOTIPY_REDIRECT_URI`) are kept. `alerts` turns on the staleness metric that the alarms
+    of `bootstrap --alert-email` watch (`FRESHNESS_METRIC`; it stays on once set)."""
     names = validate(stage, bucket, region, account)
     layer = pandas_layer(region, python)
     chalice_dir = project_dir / ".chalice"
@@ -270,6 +369,8 @@ def configure(
     block = stage_block(names, layer)
     kept = config["stages"].get(stage, {}).get("environment_variables", {})
     block["environment_variables"] = {**kept, **block["environment_variables"]}
+    if alerts:
+        block["environment_variables"]["FRESHNESS_METRIC"] = "on"
     config["stages"][stage] = block
     files = {config_path: config} | {
         chalice_dir / f"policy-{stage}-{role}.json": policy

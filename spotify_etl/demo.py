@@ -4,6 +4,10 @@ A few simulated days: the history poll every three hours and the daily snapshot 
 exactly as the schedules would run them, each with `run_at` set to the simulated moment. Every
 raw object is transformed as it lands (the local lake dispatches the app's own S3 event), and the
 answers come from the named queries over the resulting lake.
+
+With `--quota-lockout`, Spotify locks the app out (429 `QUOTA_EXCEEDED`, contract §9) at 09:00 on
+the last day for five hours: the polls in between make no call and end `partial` (`cooldown`),
+the first poll after it catches up, and no play is lost (fewer than 50 were played meanwhile).
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from chalicelib.config import load_config
 DEMO_START = datetime(2026, 11, 16, tzinfo=UTC)
 POLL_HOURS = (0, 3, 6, 9, 12, 15, 18, 21)
 SNAPSHOT_HOUR = 6
+LOCKOUT_HOUR, LOCKOUT = 9, timedelta(hours=5)
 LAKE_MARKER = ".spotify-etl-demo"
 
 Out = Callable[[str], None]
 
 
-def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
+def run_demo(
+    *, lake: str, days: int, out: Out, progress: Out, quota_lockout: bool = False
+) -> int:
     """Run the demo into `lake` (recreated) and print answers. Returns the exit code."""
     from chalicelib import datasets
     from chalicelib.extract import runner
@@ -53,19 +60,49 @@ def run_demo(*, lake: str, days: int, out: Out, progress: Out) -> int:
             for hour in POLL_HOURS:
                 at = DEMO_START + timedelta(days=day, hours=hour)
                 standin.set_now(at)
+                if quota_lockout and day == days - 1 and hour == LOCKOUT_HOUR:
+                    standin.lock_out(LOCKOUT)
+                    out(f"Spotify locks the app out at {at:%Y-%m-%d %H:%M} UTC for {LOCKOUT}")
                 chosen = list(datasets.scheduled(datasets.HISTORY))
                 if hour == SNAPSHOT_HOUR:
                     chosen += datasets.scheduled(datasets.DAILY)
                 record = runner.run_extraction(services, datasets=chosen, run_at=at)
                 statuses[record["status"]] = statuses.get(record["status"], 0) + 1
-                progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(chosen):<45} {record['status']}")
+                progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(chosen):<45} {_said(record)}")
         out(f"Runs: {statuses}")
+        out(_health_line(services, at))
         _print_answers(services, days, out)
         out(f"\nDashboard: {_write_dashboard(services, days, lake_dir)}")
     finally:
         services_module.use(None)
         standin.stop()
     return 0 if "failed" not in statuses else 1
+
+
+def _said(record: dict[str, Any]) -> str:
+    """A run's status, with why it was partial."""
+    reasons = sorted(
+        {
+            error["reason"]
+            for per_user in record["results"].values()
+            for outcome in per_user.values()
+            for error in outcome.get("errors", [])
+        }
+        | {error["reason"] for error in record["errors"]}
+    )
+    return record["status"] + (f" ({', '.join(reasons)})" if reasons else "")
+
+
+def _health_line(services: services_module.Services, now: datetime) -> str:
+    """`GET /health`'s answer at the end, in one line."""
+    from chalicelib import health
+
+    report = health.report(services, now)
+    stale = [user["user_id"] for user in report["users"] if user["stale"]]
+    return (
+        f"Health: {report['calls_today']} of {report['daily_budget']} Spotify calls today, "
+        f"cooldown until {report['cooldown_until'] or '-'}, stale users: {stale or 'none'}"
+    )
 
 
 def _print_answers(services: services_module.Services, days: int, out: Out) -> None:

@@ -2,17 +2,21 @@
 
 What offline tests cannot prove is checked here against the account itself: the secrets are
 readable, the catalog holds every table and view, Athena answers a query, the schedules and the
-S3 trigger are wired to the deployed functions. Each check reports on its own, so one failure
-does not hide the others; nothing is changed and no secret value is printed.
+S3 trigger are wired to the deployed functions. Then whether it is doing its job: every user
+polled in time, the possible gaps, and whether Spotify is locking the app out — read through
+`chalicelib.health`, the same report `GET /health` answers. Each check reports on its own, so
+one failure does not hide the others; nothing is changed and no secret value is printed.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from chalicelib import secrets
+from chalicelib import health, secrets
 from chalicelib.config import Config
 from chalicelib.layout import RAW_PREFIX, RAW_SUFFIX
 from chalicelib.tables import LATEST_VIEWS, TABLES
@@ -69,9 +73,12 @@ def run_checks(
     schedules: Mapping[str, str],
     layers: list[str],
     query_wait_seconds: float = QUERY_WAIT_SECONDS,
+    now: datetime | None = None,
 ) -> list[Finding]:
-    """Every check, in order; each one's failure is reported, never raised."""
+    """Every check, in order; each one's failure is reported, never raised. `now` (default
+    the clock) is the moment poll freshness is judged at."""
     lake = bootstrap.Lake.from_uri(config.lake_uri)
+    freshness = _health_report(config, clients, now)
     checks: list[tuple[str, Callable[[], str]]] = [
         ("secrets", lambda: check_secrets(clients("ssm"), config)),
         ("catalog", lambda: check_catalog(clients("glue"), config.glue_database)),
@@ -83,6 +90,9 @@ def run_checks(
         ("transform trigger", lambda: check_trigger(clients("s3"), lake, stage)),
         ("extract function", lambda: check_function(clients("lambda"), config)),
         ("pandas layer", lambda: check_layers(clients("lambda"), layers)),
+        ("poll freshness", lambda: check_freshness(freshness())),
+        ("open gaps", lambda: check_gaps(freshness())),
+        ("cooldown", lambda: check_cooldown(freshness())),
     ]
     findings = []
     for name, check in checks:
@@ -190,6 +200,79 @@ def check_layers(lambda_client: Any, layers: list[str]) -> str:
     if problems:
         raise Problem("; ".join(problems))
     return ", ".join(layers) + " readable"
+
+
+def _health_report(
+    config: Config, clients: bootstrap.Clients, now: datetime | None
+) -> Callable[[], dict[str, Any]]:
+    """`GET /health`'s report of the deployed lake, read once for the three checks using it."""
+    from chalicelib.services import Services
+
+    services = Services(config, boto_client=clients)
+    return functools.cache(lambda: health.report(services, now))
+
+
+# Doctor has two verdicts, and both a stale user and a cooldown FAIL: each means plays are not
+# being polled right now, and a play not polled within ~50 plays is gone for good. A possible
+# gap passes (with its numbers): it is a loss already suffered, nothing in the deployment to
+# fix, and failing on it would keep doctor red for the 30 days it is remembered.
+
+
+def check_freshness(report: Mapping[str, Any]) -> str:
+    """Every connected user's last successful history poll is recent (`/health`'s `stale`)."""
+    users, limit = report["users"], report["stale_after_minutes"]
+    if not users:
+        raise Problem("no connected user: nothing is polled (see the secrets check)")
+    stale = [u for u in users if u["stale"]]
+    if stale:
+        hints = [
+            "Plays older than the newest 50 are being lost: see GET /runs and the "
+            "poll_history function's logs"
+        ]
+        if report["cooldown_until"]:
+            hints.append("Spotify is locking the app out (cooldown)")
+        if any(u["minutes_since_poll"] is None for u in stale):
+            hints.append("a user connected just now is polled at the next scheduled poll")
+        raise Problem(
+            f"{len(stale)} of {len(users)} user(s) not polled within {limit} min: "
+            + ", ".join(_last_poll(u) for u in stale)
+            + ". "
+            + "; ".join(hints)
+        )
+    return f"{len(users)} user(s) polled within {limit} min: " + ", ".join(
+        _last_poll(u) for u in users
+    )
+
+
+def check_gaps(report: Mapping[str, Any]) -> str:
+    """Possible gaps in users' history (the oldest play polled was newer than the newest known)."""
+    gapped = [u for u in report["users"] if u["open_gaps"]]
+    if not gapped:
+        return "no possible gap in any user's history"
+    return "plays between these moments may be missing: " + "; ".join(
+        f"{u['user_id']} {u['open_gaps']} possible gap(s), latest "
+        f"{u['latest_gap']['from']} to {u['latest_gap']['to']}"
+        for u in gapped
+    )
+
+
+def check_cooldown(report: Mapping[str, Any]) -> str:
+    """Spotify is not locking the app out (contract §9); the day's calls against the budget."""
+    calls = f"{report['calls_today']} of {report['daily_budget']} calls today"
+    until = report["cooldown_until"]
+    if until:
+        raise Problem(
+            f"Spotify locked the app out until {until} ({calls}): no call is made before then. "
+            "The quota counts every app of the Spotify developer account"
+        )
+    return f"no cooldown; {calls}"
+
+
+def _last_poll(user: Mapping[str, Any]) -> str:
+    minutes = user["minutes_since_poll"]
+    if minutes is None:
+        return f"{user['user_id']} never polled"
+    return f"{user['user_id']} {minutes:.0f} min ago"
 
 
 def _aws_error(error: Exception) -> str:

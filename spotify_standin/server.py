@@ -3,6 +3,11 @@
 One `ThreadingHTTPServer` on 127.0.0.1 and an ephemeral port serves both: `/authorize` and
 `/api/token` at the root (the accounts URL), the Web API under `/v1/`. A single lock guards the
 world, the tokens, the clock and the log, so tests may mutate the world between calls.
+
+Faults, for tests and the demo: `inject` (any answer, N times), `storm` (consecutive 5xx on one
+endpoint), `quota_after` / `lock_out` (429 `QUOTA_EXCEEDED` for hours), `revoke_user` (refused
+tokens until the user connects again), `rewrite` (poison answers). `requests` is the log of
+every request received, `web_api_calls()` their count as Spotify's quota sees it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +42,16 @@ class _Quota:
     calls_left: int
     lasting: timedelta
     locked_at: datetime | None = None
+
+
+# `edit(body, user_id)` changes a 2xx answer's JSON body in place before it is sent.
+AnswerEdit = Callable[[Any, str | None], None]
+
+
+@dataclass(frozen=True)
+class _Rewrite:
+    pattern: re.Pattern[str]
+    edit: AnswerEdit
 
 
 @dataclass
@@ -70,6 +86,7 @@ class StandIn:
         self._log: list[Request] = []
         self._injections: list[_Injection] = []
         self._quota: _Quota | None = None
+        self._rewrites: list[_Rewrite] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -209,6 +226,54 @@ class StandIn:
         with self._lock:
             self._quota = None
 
+    def storm(
+        self,
+        path_regex: str,
+        statuses: Sequence[int] = (500, 502, 503),
+        query: dict[str, str] | None = None,
+    ) -> None:
+        """A 5xx storm on one endpoint: the next requests matching `path_regex` get these
+        server errors, one each, in this order (whoever asks); then the endpoint answers again."""
+        for status in statuses:
+            self.inject(path_regex, status, times=1, query=query)
+
+    def revoke_user(self, user_id: str) -> None:
+        """The user removed the app's access: every refresh token issued to them so far
+        answers `invalid_grant`, every access token 401. A token issued later (`refresh_token`,
+        as after the user connects again) works."""
+        with self._lock:
+            accounts = self._accounts
+            # The accounts service keeps its tokens to itself; revoking by owner is the one
+            # operation it lacks, and it is the stand-in's own state.
+            for token, (owner, _) in list(accounts._refresh.items()):
+                if owner == user_id:
+                    accounts.revoke_refresh_token(token)
+            for token, access in list(accounts._access.items()):
+                if access.user_id == user_id:
+                    del accounts._access[token]
+
+    def rewrite(self, path_regex: str, edit: AnswerEdit) -> None:
+        """Poison answers: from now on every 2xx Web API answer whose path matches goes
+        through `edit(body, user_id)` (changing the JSON body in place) before it is sent —
+        a value Spotify may send that the pipeline must survive. `clear_rewrites()` ends it."""
+        with self._lock:
+            self._rewrites.append(_Rewrite(re.compile(path_regex), edit))
+
+    def clear_rewrites(self) -> None:
+        with self._lock:
+            self._rewrites.clear()
+
+    def web_api_calls(self, user_id: str | None = None) -> int:
+        """Requests the Web API (`/v1/`) received, errors and refusals included: what
+        Spotify's quota counts. `user_id`: only those answered for that user's token (an
+        injected or quota answer comes before the token is read: it counts for no user)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._log
+                if r.path.startswith("/v1/") and (user_id is None or r.user_id == user_id)
+            )
+
     @property
     def locked_until(self) -> datetime | None:
         """The end of the current lockout on the stand-in's clock, or None."""
@@ -251,6 +316,7 @@ class StandIn:
         with self._lock:
             try:
                 answer = self._quota_answer(call) or self._injected(call) or self._dispatch(call)
+                self._rewritten(call, answer)
             except Exception as error:  # a world the test left inconsistent: say so, as a 500
                 answer = api_error(500, f"stand-in failed: {type(error).__name__}: {error}")
             self._log.append(
@@ -264,6 +330,13 @@ class StandIn:
                 )
             )
             return answer
+
+    def _rewritten(self, call: Call, answer: Answer) -> None:
+        if not (200 <= answer.status < 300 and call.path.startswith("/v1/")):
+            return
+        for rewrite in self._rewrites:
+            if rewrite.pattern.search(call.path):
+                rewrite.edit(answer.body, answer.user_id)
 
     def _injected(self, call: Call) -> Answer | None:
         for injection in self._injections:

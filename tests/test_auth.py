@@ -12,7 +12,7 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 import requests
 from moto import mock_aws
 
-from chalicelib import auth, secrets
+from chalicelib import auth, quota, secrets
 from chalicelib.config import Config
 from chalicelib.services import Services
 from chalicelib.spotify.client import AppCredentials, oauth_manager, token_refresher
@@ -154,6 +154,31 @@ def test_callback_connects_the_user(services: Services, standin: StandIn) -> Non
     assert any(r.path.rstrip("/") == "/v1/me" and r.status == 200 for r in standin.requests)
 
 
+def test_the_callbacks_me_is_counted_in_the_ledger(services: Services, standin: StandIn) -> None:
+    clock = Clock()
+    callback(services, login(services, clock), clock)
+    day = datetime.fromtimestamp(clock.now, UTC).date().isoformat()
+    me_calls = [r for r in standin.requests if r.path.rstrip("/") == "/v1/me"]
+    assert quota.calls_on(services.storage, day) == len(me_calls) == 1
+
+
+def test_in_a_cooldown_the_callback_asks_spotify_nothing(
+    services: Services, standin: StandIn
+) -> None:
+    clock = Clock()
+    query = login(services, clock)
+    moment = datetime.fromtimestamp(clock.now, UTC)
+    until = moment + timedelta(hours=13)
+    quota.start_cooldown(services.storage, until, reason="lockout", run_id="r", retry_after=9)
+    before = len(standin.requests)
+    with pytest.raises(auth.LockedOut, match="locking this app out") as refused:
+        callback(services, query, clock)
+    assert refused.value.status == 503
+    assert len(standin.requests) == before  # not even the code exchange
+    clock.now += 14 * 3600  # the state has expired by then: log in again
+    assert callback(services, login(services, clock), clock) == DEMO_USER
+
+
 def test_the_user_spotify_authorizes_is_the_one_connected(
     services: Services, standin: StandIn
 ) -> None:
@@ -226,9 +251,44 @@ def test_missing_state_or_code_is_refused(services: Services) -> None:
 def test_user_who_declines_is_told_so(services: Services) -> None:
     clock = Clock()
     query = login(services, clock)
-    with pytest.raises(auth.AccessDenied) as refused:
+    with pytest.raises(auth.AccessDenied, match="declined") as refused:
         callback(services, {"error": "access_denied", "state": query["state"]}, clock)
     assert refused.value.status == 403
+
+
+def test_an_unknown_error_is_not_echoed(services: Services) -> None:
+    with pytest.raises(auth.AccessDenied) as refused:
+        callback(services, {"error": "visit evil.example", "state": "s"}, Clock())
+    assert str(refused.value) == "Spotify did not authorize the connection"
+
+
+# --- the door: invites ----------------------------------------------------------------------
+
+
+def test_the_door_wants_an_invite_only_when_deployed(services: Services) -> None:
+    clock = Clock()
+    deployed = services.config.is_s3_lake
+    assert auth.invites_required(services.config) == deployed
+    if not deployed:  # a laptop: open, whatever `invite` says
+        assert auth.door_login_redirect(services, redirect_uri=CALLBACK, invite=None, clock=clock)
+        return
+    with pytest.raises(auth.InviteRejected) as refused:
+        auth.door_login_redirect(services, redirect_uri=CALLBACK, invite=None, clock=clock)
+    assert refused.value.status == 403
+    invite = auth.create_invite(services.storage, now=clock.now, lifetime=60)
+    url = auth.door_login_redirect(
+        services, redirect_uri=CALLBACK, invite=invite.token, clock=clock
+    )
+    # The rest of the flow is the same as without the door.
+    assert callback(services, follow_login(url), clock) == DEMO_USER
+    with pytest.raises(auth.InviteRejected, match="already used"):
+        auth.door_login_redirect(services, redirect_uri=CALLBACK, invite=invite.token, clock=clock)
+    late = auth.create_invite(services.storage, now=clock.now, lifetime=60)
+    clock.now += 60
+    with pytest.raises(auth.InviteRejected, match="expired"):
+        auth.door_login_redirect(services, redirect_uri=CALLBACK, invite=late.token, clock=clock)
+    record = get_json(services.storage, auth.invite_key(invite.token))
+    assert record == {"created_at": int(NOW), "expires_at": int(NOW) + 60, "used_at": int(NOW)}
 
 
 def test_code_spotify_refuses(services: Services, standin: StandIn) -> None:

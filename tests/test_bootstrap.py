@@ -20,14 +20,17 @@ from parliament import analyze_policy_string
 
 from chalicelib import secrets
 from chalicelib.config import Config
+from chalicelib.schedules import expressions
 from chalicelib.tables import TABLES, glue_columns, glue_partition_keys
 from spotify_etl import bootstrap
+from spotify_etl.configure import StageNames
 
 REGION = "us-east-1"
 BASE = Config(
     spotify_client_id="the-client-id", spotify_client_secret="the-client-secret", aws_region=REGION
 )
 CONFIG = bootstrap.stage_config("dev", BASE)
+ALERTING = CONFIG.replace(freshness_metric=True)  # what `configure --alerts` deploys
 BUCKET = CONFIG.lake_uri.removeprefix("s3://")
 
 
@@ -161,11 +164,59 @@ def test_only_athena_results_and_spent_nonces_expire(clients: bootstrap.Clients)
     run(clients)
     rules = clients("s3").get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
     by_prefix = {rule["Filter"]["Prefix"]: rule for rule in rules}
-    assert set(by_prefix) == {"athena-results/", "state/auth/nonces/"}
+    expiring = {prefix for prefix, rule in by_prefix.items() if "Days" in rule["Expiration"]}
+    assert expiring == {"athena-results/", "state/auth/nonces/"}
     assert by_prefix["athena-results/"]["Expiration"] == {"Days": bootstrap.ATHENA_RESULTS_DAYS}
     assert all(rule["Status"] == "Enabled" for rule in rules)
     # raw stays in its class: no transitions, and nothing under raw/ expires.
     assert not any("Transitions" in rule for rule in rules)
+    assert not any(prefix.startswith("raw/") or prefix == "" for prefix in by_prefix)
+
+
+def test_old_versions_expire_everywhere_but_raw(clients: bootstrap.Clients) -> None:
+    """Versioning keeps what a write replaces: raw's old versions are the recovery point and
+    stay; elsewhere (rewritten every poll, or rebuilt from raw) they go after a month, and
+    expired objects do not linger as old versions."""
+    run(clients)
+    rules = clients("s3").get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    kept = {
+        rule["Filter"]["Prefix"]: rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        for rule in rules
+    }
+    assert kept == {
+        "athena-results/": 1,
+        "state/auth/nonces/": 1,
+        "curated/": bootstrap.OLD_VERSIONS_KEPT_DAYS,
+        "quarantine/": bootstrap.OLD_VERSIONS_KEPT_DAYS,
+        "runs/": bootstrap.OLD_VERSIONS_KEPT_DAYS,
+        "state/": bootstrap.OLD_VERSIONS_KEPT_DAYS,
+    }
+
+
+def test_versioning_keeps_an_overwritten_raw_object(clients: bootstrap.Clients) -> None:
+    changed, _ = run(clients)
+    assert f"bucket {BUCKET}: versioning on (raw can be restored after a bug)" in changed
+    s3 = clients("s3")
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    s3.delete_bucket_policy(Bucket=BUCKET)  # moto takes its own requests for plain HTTP
+    key = "raw/plays/date=2026-11-20/user=u1/run.json.gz"
+    first = s3.put_object(Bucket=BUCKET, Key=key, Body=b"the answers")["VersionId"]
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"a bug")
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+    assert first in {v["VersionId"] for v in versions}
+    original = s3.get_object(Bucket=BUCKET, Key=key, VersionId=first)
+    assert original["Body"].read() == b"the answers"
+
+
+def test_suspended_versioning_is_turned_back_on(clients: bootstrap.Clients) -> None:
+    run(clients)
+    register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
+    s3 = clients("s3")
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    changed, _ = run(clients)
+    assert changed == [f"bucket {BUCKET}: versioning on (raw can be restored after a bug)"]
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
 
 
 def test_nonce_rule_matches_where_auth_writes() -> None:
@@ -181,6 +232,10 @@ def test_lake_prefix_is_honoured(clients: bootstrap.Clients) -> None:
     assert {rule["Filter"]["Prefix"] for rule in rules} == {
         "team/lake/athena-results/",
         "team/lake/state/auth/nonces/",
+        "team/lake/curated/",
+        "team/lake/quarantine/",
+        "team/lake/runs/",
+        "team/lake/state/",
     }
     table = clients("glue").get_table(DatabaseName=config.glue_database, Name="tracks")["Table"]
     assert table["StorageDescriptor"]["Location"] == f"s3://{BUCKET}/team/lake/curated/tracks/"
@@ -325,3 +380,144 @@ def test_crawler_policy_passes_the_linter() -> None:
     lake = bootstrap.Lake.from_uri(CONFIG.lake_uri)
     policy = json.dumps(bootstrap.crawler_policy(lake, CONFIG.glue_database))
     assert analyze_policy_string(policy, include_community_auditors=True).findings == []
+
+
+# --- alerts (--alert-email) -----------------------------------------------------------------
+
+EMAIL = "me@example.com"
+POLL_FUNCTION = "spotify-etl-dev-poll_history"
+
+
+def alarms(clients: bootstrap.Clients) -> dict[str, dict[str, Any]]:
+    found = clients("cloudwatch").describe_alarms()["MetricAlarms"]
+    return {alarm["AlarmName"]: alarm for alarm in found}
+
+
+def test_alerts_only_on_request(clients: bootstrap.Clients) -> None:
+    changed, _ = run(clients)
+    assert clients("sns").list_topics()["Topics"] == []
+    assert alarms(clients) == {}
+    assert not any("SNS" in c or "alarm" in c for c in changed)
+
+
+def test_alert_email_makes_a_topic_a_subscription_and_two_alarms(
+    clients: bootstrap.Clients,
+) -> None:
+    changed, out = run(clients, ALERTING, alert_email=EMAIL)
+    alert_changes = [c for c in changed if "SNS" in c or "alarm" in c or "subscribed" in c]
+    assert alert_changes == [
+        "created SNS topic spotify-etl-dev-alerts",
+        f"subscribed {EMAIL} to spotify-etl-dev-alerts",
+        "created CloudWatch alarm spotify-etl-dev-poll-errors",
+        "created CloudWatch alarm spotify-etl-dev-poll-stale",
+    ]
+    assert f"changed: subscribed {EMAIL}" in out and "confirmation link" in out
+
+    sns = clients("sns")
+    [topic] = [t["TopicArn"] for t in sns.list_topics()["Topics"]]
+    assert topic.endswith(":spotify-etl-dev-alerts")
+    [subscription] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", EMAIL)
+
+    found = alarms(clients)
+    errors, stale = found["spotify-etl-dev-poll-errors"], found["spotify-etl-dev-poll-stale"]
+    # the function Chalice deploys for app.py's poll_history on stage dev
+    assert StageNames("dev", BUCKET).function("poll_history") == POLL_FUNCTION
+    assert "poll_history" in expressions(CONFIG)
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": POLL_FUNCTION}]
+    assert (errors["Statistic"], errors["Period"], errors["EvaluationPeriods"]) == ("Sum", 3600, 1)
+    assert errors["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert errors["Threshold"] == 1.0
+
+    assert (stale["Namespace"], stale["MetricName"]) == ("spotify-etl", "MinutesSincePoll")
+    assert stale["Dimensions"] == [{"Name": "Stage", "Value": "dev"}]
+    assert stale["Statistic"] == "Maximum"
+    assert stale["ComparisonOperator"] == "GreaterThanThreshold"
+    assert stale["Threshold"] == 2 * CONFIG.history_poll_minutes + 30 == 90.0
+    # a period holds at least one point of a healthy 30-minute poll (timeout 5 minutes)
+    assert stale["Period"] == 3600 and stale["EvaluationPeriods"] == 1
+    assert stale["TreatMissingData"] == "breaching"  # a poll that stops publishing is stale
+    for alarm in (errors, stale):
+        assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+        assert alarm["ActionsEnabled"] is True
+
+
+def test_a_second_run_with_alerts_creates_nothing(clients: bootstrap.Clients) -> None:
+    run(clients, ALERTING, alert_email=EMAIL)
+    register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
+    changed, out = run(clients, ALERTING, alert_email=EMAIL.upper())  # the same address, other case
+    assert changed == []
+    assert "Nothing to change" in out
+    assert len(clients("sns").list_topics()["Topics"]) == 1
+    [topic] = [t["TopicArn"] for t in clients("sns").list_topics()["Topics"]]
+    assert len(clients("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]) == 1
+    assert len(alarms(clients)) == 2
+
+
+def test_an_alarm_changed_by_hand_is_put_back(clients: bootstrap.Clients) -> None:
+    run(clients, ALERTING, alert_email=EMAIL)
+    register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
+    cloudwatch = clients("cloudwatch")
+    stale = alarms(clients)["spotify-etl-dev-poll-stale"]
+    keys = bootstrap.staleness_alarm(CONFIG, "dev", "arn").keys()
+    cloudwatch.put_metric_alarm(**{**{k: stale[k] for k in keys}, "Threshold": 600.0})
+    changed, _ = run(clients, ALERTING, alert_email=EMAIL)
+    assert changed == ["updated CloudWatch alarm spotify-etl-dev-poll-stale"]
+    assert alarms(clients)["spotify-etl-dev-poll-stale"]["Threshold"] == 90.0
+
+
+def test_the_staleness_alarm_follows_the_poll_interval() -> None:
+    config = CONFIG.replace(history_poll_minutes=15)
+    alarm = bootstrap.staleness_alarm(config, "dev", "arn:topic")
+    assert alarm["Threshold"] == 60.0  # /health's stale: 2 × 15 + 30
+    assert alarm["Period"] == 45 * 60  # an interval and the grace: > 15 min + a 5 min poll
+
+
+class PendingSns:
+    """SNS as it answers before the address confirmed: moto confirms email at once."""
+
+    def __init__(self) -> None:
+        self.subscribed: list[str] = []
+
+    def list_subscriptions_by_topic(self, **_: Any) -> dict[str, Any]:
+        pending = {"SubscriptionArn": "PendingConfirmation", "Protocol": "email"}
+        return {"Subscriptions": [{**pending, "Endpoint": EMAIL}]}
+
+    def subscribe(self, **kwargs: Any) -> None:
+        self.subscribed.append(kwargs["Endpoint"])
+
+
+def test_a_pending_subscription_is_not_sent_again() -> None:
+    sns, lines = PendingSns(), []
+    assert bootstrap.ensure_email_subscription(sns, "arn:t", EMAIL, lines.append) == []
+    assert sns.subscribed == [] and "not confirmed" in lines[0]
+    bootstrap.ensure_email_subscription(sns, "arn:t", "other@example.com", lines.append)
+    assert sns.subscribed == ["other@example.com"]
+
+
+def test_alerts_need_the_metric_they_watch(clients: bootstrap.Clients) -> None:
+    with pytest.raises(bootstrap.BootstrapError, match="FRESHNESS_METRIC=on"):
+        run(clients, alert_email=EMAIL)
+    assert clients("s3").list_buckets()["Buckets"] == []
+    assert clients("sns").list_topics()["Topics"] == []
+
+
+def test_a_bad_address_is_refused_before_anything_is_made(clients: bootstrap.Clients) -> None:
+    with pytest.raises(bootstrap.BootstrapError, match="not an email address"):
+        run(clients, ALERTING, alert_email="me-at-example")
+    assert clients("s3").list_buckets()["Buckets"] == []
+
+
+def test_the_cli_passes_the_alert_email(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spotify_etl import cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(bootstrap, "bootstrap_stage", lambda _, **kwargs: seen.update(kwargs))
+    assert cli.main(["bootstrap", "--stage", "dev", "--alert-email", EMAIL]) == 0
+    assert seen["alert_email"] == EMAIL and seen["stage"] == "dev"
+    assert cli.main(["bootstrap", "--stage", "dev"]) == 0
+    assert seen["alert_email"] is None
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["bootstrap", "--stage", "dev", "--alert-email", "nobody"])
+    assert refused.value.code == 2

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
+from chalicelib.config import load_config
 from spotify_etl import configure
 from spotify_etl.cli import main
 from tests.package_helpers import ROOT, chalice_package, copy_project
@@ -61,10 +62,15 @@ def test_another_bucket_region_and_account(project: Path) -> None:
         arns = resources(doc)
         assert any(BUCKET in arn for arn in arns)
         assert not any("spotify-etl-lake-dev" in arn for arn in arns)
-        # Tightened: every non-S3 ARN names the region and the account.
-        for arn in arns:
-            if not arn.startswith("arn:aws:s3:::"):
-                assert f":{REGION}:{ACCOUNT}:" in arn, arn
+        # Tightened: every non-S3 ARN names the region and the account ("*" only where the
+        # action has no resource level, with a condition instead: the metric namespace).
+        for statement in doc["Statement"]:
+            for arn in statement["Resource"]:
+                if arn == "*":
+                    assert statement["Action"] == ["cloudwatch:PutMetricData"], statement
+                    assert statement["Condition"], statement
+                elif not arn.startswith("arn:aws:s3:::"):
+                    assert f":{REGION}:{ACCOUNT}:" in arn, arn
         findings = analyze_policy_string(json.dumps(doc), include_community_auditors=True)
         assert [(f.issue, f.detail) for f in findings.findings] == []
     # prod is untouched, and a second run changes nothing.
@@ -93,6 +99,19 @@ def test_a_new_stage_and_kept_variables(project: Path) -> None:
         "policy-staging-extract.json"
     )
     assert (project / ".chalice" / "policy-staging-transform.json").exists()
+
+
+def test_alerts_turn_the_staleness_metric_on_and_it_stays_on(project: Path) -> None:
+    def variables() -> dict[str, str]:
+        return chalice_config(project)["stages"]["dev"]["environment_variables"]
+
+    configure.configure("dev", BUCKET, REGION, python="3.11", project_dir=project)
+    assert "FRESHNESS_METRIC" not in variables()
+    configure.configure("dev", BUCKET, REGION, alerts=True, python="3.11", project_dir=project)
+    assert variables()["FRESHNESS_METRIC"] == "on"
+    assert load_config(variables()).freshness_metric
+    configure.configure("dev", BUCKET, REGION, python="3.11", project_dir=project)
+    assert variables()["FRESHNESS_METRIC"] == "on"
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -19,9 +20,10 @@ import pytest
 from moto import mock_aws
 from test_bootstrap import register_views_as_athena_does
 
-from chalicelib import secrets
+from chalicelib import secrets, users
 from chalicelib.config import Config
 from chalicelib.schedules import expressions
+from chalicelib.services import Services
 from spotify_etl import bootstrap, doctor
 from spotify_etl.configure import pandas_layer, stage_layers
 
@@ -99,9 +101,18 @@ def deploy_as_chalice_would(clients: bootstrap.Clients) -> None:
     )
 
 
-def connect_a_user(clients: bootstrap.Clients) -> None:
+def connect_a_user(clients: bootstrap.Clients, polled: bool = True) -> None:
     store = secrets.SsmSecretStore(clients("ssm"), CONFIG.secrets_path)
     store.put(secrets.refresh_token_name("someone"), "R-refresh")
+    if polled:  # as the history poll records it
+        lake = Services(CONFIG, boto_client=clients).storage
+        users.record_poll(lake, "someone", datetime.now(UTC))
+
+
+def allow_moto_into_the_lake(clients: bootstrap.Clients) -> None:
+    """moto applies the bucket policy's Deny to object requests without the request's TLS
+    context, so it refuses every GET and PUT the real S3 would serve over TLS."""
+    clients("s3").delete_bucket_policy(Bucket=LAKE.bucket)
 
 
 def publish_pandas_layer(clients: bootstrap.Clients) -> str:
@@ -132,7 +143,7 @@ def test_the_schedules_are_read_from_the_app() -> None:
     assert schedules() == {
         "poll_history": "rate(30 minutes)",
         "daily_snapshot": "cron(0 6 * * ? *)",
-        "reconcile": "rate(1 hour)",
+        "reconcile": "rate(6 hours)",
     }
 
 
@@ -146,6 +157,9 @@ def test_nothing_deployed_fails_every_check_without_raising(clients: bootstrap.C
         "transform trigger",
         "extract function",
         "pandas layer",
+        "poll freshness",
+        "open gaps",
+        "cooldown",
     ]
     assert not any(f.ok for f in findings.values())
     assert "run bootstrap" in findings["secrets"].detail
@@ -182,6 +196,7 @@ def test_a_layer_the_account_cannot_read_fails_and_names_the_right_one(
 
 def test_a_healthy_deployment_passes(clients: bootstrap.Clients) -> None:
     bootstrap.bootstrap(CONFIG, clients, stage=STAGE, out=lambda _: None)
+    allow_moto_into_the_lake(clients)
     register_views_as_athena_does(clients("glue"), CONFIG.glue_database)
     deploy_as_chalice_would(clients)
     connect_a_user(clients)

@@ -161,7 +161,10 @@ def test_huge_retry_after_stops_the_run_and_starts_a_cooldown(
     [error] = plays["errors"]
     assert error["reason"] == "cooldown" and error["status"] == 429
     assert error["retry_after"] == 3600
-    assert layout.parse_iso(error["retry_at"]) > layout.parse_iso(record["started_at"])
+    # on the run's clock, like the cooldown it started (contract §9)
+    assert error["retry_at"] == error["cooldown_until"] == layout.iso(
+        layout.utc(standin.now) + timedelta(hours=1)
+    )
     assert slept == []  # never waited for it
     assert plays["calls"] == {"GET /me/player/recently-played": 1}
     # the 429 answer itself is in the raw object, verbatim
@@ -333,3 +336,32 @@ def test_a_crash_inside_a_dataset_fails_that_dataset_only(
     assert broken_outcome["status"] == "failed"
     assert [e["reason"] for e in broken_outcome["errors"]] == ["dataset_error"]
     assert "RuntimeError: a bug" in broken_outcome["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("progress_seconds, shown", [(0.0, True), (3600.0, False)])
+def test_a_long_run_shows_progress_a_short_one_writes_its_record_twice(
+    local_lake: str, standin: StandIn, monkeypatch: pytest.MonkeyPatch,
+    progress_seconds: float, shown: bool,
+) -> None:
+    """Each record write is a billed PUT: a run writes progress only once it has lasted."""
+    monkeypatch.setattr(runner, "PROGRESS_SECONDS", progress_seconds)
+    svc = make_services(standin, local_lake)
+    connect(svc, standin)
+    puts: list[str] = []
+    svc.on_put = puts.append
+    seen_mid_run: list[dict[str, Any]] = []
+
+    def progress(_line: str) -> None:
+        record = runs.get_run(svc.storage, run_id)
+        seen_mid_run.append((record or {}).get("results", {}))
+
+    run_id = layout.new_run_id(standin.now)
+    record = runner.run_extraction(
+        svc, datasets=["plays", "saved_tracks"], run_at=standin.now, run_id=run_id,
+        progress=progress,
+    )
+    assert record["status"] == "succeeded"
+    assert len(seen_mid_run) == 2
+    assert (DEMO_USER in seen_mid_run[0]) is shown
+    record_writes = puts.count(layout.run_record_key(run_id))
+    assert record_writes == (4 if shown else 2)  # created, [two datasets,] finished

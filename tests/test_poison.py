@@ -178,6 +178,30 @@ def test_a_malformed_raw_object_does_not_fail_later_artist_scans(storage: LocalS
     assert cursor["date"] == "2026-03-03" and len(cursor["seen"]) == 1
 
 
+def test_a_lake_scanned_before_the_cursors_is_not_read_again(storage: LocalStorage) -> None:
+    """Upgrading: `scanned.json` listed every key the scan had read; the cursors start where it
+    ended instead of reading the whole lake again."""
+    old = [
+        fx.put_raw(
+            storage,
+            fx.plays_envelope(
+                f"2026-03-0{d}T06:00:00Z", [fx.play(fx.T1, f"2026-03-0{d}T05:00:00Z")]
+            ),
+        )
+        for d in (1, 2)
+    ]
+    storage.put(artists.LEGACY_SCANNED_KEY, b'{"keys": %s}' % str(old).replace("'", '"').encode())
+    new = fx.put_raw(
+        storage, fx.plays_envelope(f"{DAY}T09:00:00Z", [fx.play(fx.T3, f"{DAY}T08:00:00Z")])
+    )
+    scan = artists.scan_new_raw(storage, Settings())
+    assert (scan.read, scan.unreadable) == (1, [])  # only `new`
+    assert get_json(storage, artists.CURSORS_KEY)["datasets"]["plays"] == {
+        "date": DAY,
+        "seen": sorted(k for k in (*old, new) if f"date={DAY}/" in k),
+    }
+
+
 @pytest.mark.parametrize("text", ["²", "٣", "1²", "-1", " 5"])
 def test_runs_limit_accepts_ascii_digits_only(text: str) -> None:
     with pytest.raises(api.BadRequestError):

@@ -305,3 +305,70 @@ def test_health_shows_polls_gaps_and_the_ledger(
     assert body["cooldown_until"] == layout.iso(now + timedelta(hours=3))
 
     assert app_client.http.get("/health?x=1").status_code == 400
+
+
+# --- the SPOTIFY_REFRESH_TOKEN user: learning its id is a call like any other -------------------
+
+
+def env_services(standin: StandIn, lake_uri: str) -> Any:
+    return make_services(standin, lake_uri, spotify_refresh_token=standin.refresh_token(DEMO_USER))
+
+
+def ledger_today(svc: Any) -> int:
+    return quota.calls_on(svc.storage, layout.utc(helpers.START).date().isoformat())
+
+
+def test_learning_the_env_user_is_counted(standin: StandIn, local_lake: str) -> None:
+    svc = env_services(standin, local_lake)
+    first = runner.run_extraction(svc, datasets=["plays"], run_at=standin.now)
+    assert first["status"] == "succeeded"
+    assert api_calls(standin)["GET /me"] == 1
+    assert first["calls"] == web_calls(standin) == ledger_today(svc) == 2  # /me, then plays
+    runner.run_extraction(svc, datasets=["plays"], run_at=standin.now)  # the id is known now
+    assert web_calls(standin) == ledger_today(svc) == 3
+
+
+def test_in_a_cooldown_the_env_user_is_not_even_asked_who_it_is(
+    standin: StandIn, local_lake: str
+) -> None:
+    svc = env_services(standin, local_lake)
+    until = layout.utc(standin.now) + HOURS_20
+    quota.start_cooldown(svc.storage, until, reason="QUOTA_EXCEEDED", run_id="r0", retry_after=1)
+    record = runner.run_extraction(svc, datasets=["plays"], run_at=standin.now)
+    assert web_calls(standin) == 0
+    assert record["status"] == "partial"
+    [error] = record["errors"]
+    assert (error["reason"], error["user_id"]) == ("cooldown", "SPOTIFY_REFRESH_TOKEN")
+    assert error["cooldown_until"] == layout.iso(until)
+
+
+def test_a_lockout_answering_the_env_users_me_starts_the_cooldown(
+    standin: StandIn, local_lake: str
+) -> None:
+    svc = env_services(standin, local_lake)
+    connect(svc, standin, FRIEND_USER)  # a stored user: still in the run, waiting likewise
+    standin.lock_out(HOURS_20)
+    record = runner.run_extraction(svc, datasets=["plays"], run_at=standin.now)
+    assert web_calls(standin) == ledger_today(svc) == record["calls"] == 1  # only /me
+    assert record["status"] == "partial"
+    assert "cooldown" in {e["reason"] for e in record["errors"]}
+    assert errors_of(record, FRIEND_USER, "plays") == ["cooldown"]
+    assert quota.cooldown_until(svc.storage, standin.now) is not None
+    runner.run_extraction(svc, datasets=["plays"], run_at=standin.now + timedelta(hours=1))
+    assert web_calls(standin) == 1
+
+
+@pytest.mark.parametrize("body", [{}, {"id": None}, {"id": "../../etc"}, ["not", "an", "object"]])
+def test_an_odd_me_answer_costs_only_the_env_user(
+    standin: StandIn, local_lake: str, body: Any
+) -> None:
+    svc = env_services(standin, local_lake)
+    connect(svc, standin, FRIEND_USER)
+    standin.inject(r"^/v1/me/?$", 200, body=body)
+    record = runner.run_extraction(svc, datasets=["plays"], run_at=standin.now)
+    assert record["status"] == "partial"
+    [error] = record["errors"]
+    assert (error["reason"], error["user_id"]) == ("unexpected_answer", "SPOTIFY_REFRESH_TOKEN")
+    assert record["results"][FRIEND_USER]["plays"]["status"] == "succeeded"
+    assert record["calls"] == web_calls(standin) == ledger_today(svc) == 2
+    assert users.remembered_env_user(svc) is None  # asked again next run

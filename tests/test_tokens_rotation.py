@@ -150,6 +150,33 @@ def test_a_legacy_token_in_state_is_moved_to_the_secret_store(tmp_path: Path) ->
     assert source.load({}) == "R-legacy"
 
 
+def test_a_legacy_token_survives_a_refresh_that_fails(tmp_path: Path) -> None:
+    """Until the secret store holds it, the lake's legacy copy may be the only one: a refresh
+    that fails (Spotify's 5xx) must not drop it."""
+    storage = LocalStorage(str(tmp_path / "lake"))
+    store = LocalSecretStore(tmp_path / "secrets.json")
+    source = tokens.EnvRefreshToken("R-env", store)
+    from chalicelib.storage import update_json
+
+    legacy = {"refresh_token": "R-legacy", "seeded_from": source.seed, "lease": None}
+    update_json(storage, token_state_key("u1"), lambda _: legacy)
+
+    def down(token: str) -> dict[str, Any]:
+        raise SpotifyCallError("server_error", "accounts service answered 503", status=503)
+
+    with pytest.raises(SpotifyCallError, match="503"):
+        UserAuth(storage, "u1", source, down, sleep=_no_sleep).get_access_token()
+    kept = get_json(storage, token_state_key("u1"))
+    assert kept["refresh_token"] == "R-legacy"
+
+    def up(token: str) -> dict[str, Any]:
+        assert token == "R-legacy"
+        return {"access_token": "A-new", "expires_in": 3600}
+
+    assert UserAuth(storage, "u1", source, up, sleep=_no_sleep).get_access_token() == "A-new"
+    assert source.load({}) == "R-legacy"
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000_000.0
@@ -232,3 +259,4 @@ def test_a_refused_token_releases_the_lease(tmp_path: Path) -> None:
     with pytest.raises(TokenRefused):
         auth.get_access_token()
     assert get_json(auth.storage, token_state_key("u1"))["lease"] is None
+

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 INDEX_KEY = layout.state_key("artists", "index")
 CURSORS_KEY = layout.state_key("artists", "cursors")
+# Before the cursors, every scanned key was listed here (`{"keys": [...]}`); read once, to
+# start the cursors where it ended instead of reading a year of raw objects again.
+LEGACY_SCANNED_KEY = layout.state_key("artists", "scanned")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def scan_new_raw(storage: Storage, settings: Settings) -> Scan:
     scanned. An unreadable object is skipped (and counted); a storage error that outlasts its
     retries is raised and the cursors stay, so the next run scans the same objects again.
     """
-    cursors = (get_json(storage, CURSORS_KEY) or {}).get("datasets", {})
+    stored = get_json(storage, CURSORS_KEY)
+    cursors = (stored or {}).get("datasets", {}) if stored else _legacy_cursors(storage)
     seen: dict[str, str | None] = {}  # id -> run_at of a raw object that carried its genres
     moved: dict[str, dict[str, Any]] = {}
     read, unreadable = 0, []
@@ -131,6 +135,22 @@ def scan_new_raw(storage: Storage, settings: Settings) -> Scan:
     if moved:
         update_json(storage, CURSORS_KEY, lambda doc: _move_cursors(doc, moved))
     return Scan(read, unreadable)
+
+
+def _legacy_cursors(storage: Storage) -> dict[str, dict[str, Any]]:
+    """Cursors from a lake scanned before they existed: per dataset, the newest date it had
+    scanned and that date's keys (what `_move_cursors` would have kept)."""
+    cursors: dict[str, dict[str, Any]] = {}
+    for key in (get_json(storage, LEGACY_SCANNED_KEY) or {}).get("keys", []):
+        parsed = layout.parse_raw_key(key) if isinstance(key, str) else None
+        if parsed is None:
+            continue
+        cursor = cursors.setdefault(parsed.dataset, {"date": parsed.date, "seen": []})
+        if parsed.date > cursor["date"]:
+            cursor.update(date=parsed.date, seen=[])
+        if parsed.date == cursor["date"]:
+            cursor["seen"].append(key)
+    return cursors
 
 
 def _scan_one(storage: Storage, key: str, seen: dict[str, str | None]) -> bool:

@@ -7,7 +7,9 @@ than it, so something between them fell out of the 50. Each such window is also 
 user's state (`gaps`, the last `GAP_DAYS` days) for `GET /health`'s `open_gaps`.
 
 One odd answer must not stop the polls: a `played_at` that does not parse is left to the
-transform (the raw answer keeps it verbatim), warned about, and kept out of the watermark.
+transform (the raw answer keeps it verbatim), warned about, and kept out of the watermark; so is
+one in the future (past `run_at` + `FUTURE_SLACK`), which would otherwise hold the watermark — and
+so every later gap warning — for good.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from chalicelib.storage import get_json, update_json
 LIMIT = 50
 GAP_DAYS = 30  # how long a possible gap is remembered for `GET /health`
 MAX_GAPS = 100
+FUTURE_SLACK = timedelta(days=1)  # clocks disagree; a play a day ahead is no real play
 
 
 def state_key(user_id: str) -> str:
@@ -36,12 +39,14 @@ def fetch(job: Fetch) -> Fetched:
     stamps = [item.get("played_at") for item in items or [] if isinstance(item, dict)]
     # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
     played = sorted((s for s in stamps if _parses(s)), key=layout.parse_iso)
+    horizon = layout.utc(job.run_at) + FUTURE_SLACK
+    future = [s for s in played if layout.parse_iso(s) > horizon]
+    played = played[: len(played) - len(future)]
     warnings = gap_warnings(watermark, played)
     odd = [s for s in stamps if not _parses(s)]
-    if odd:
-        warnings.append(
-            {"type": "unparseable_played_at", "count": len(odd), "examples": [repr(odd[0])[:80]]}
-        )
+    for kind, found in (("unparseable_played_at", odd), ("future_played_at", future)):
+        if found:
+            warnings.append({"type": kind, "count": len(found), "examples": [repr(found[0])[:80]]})
     gaps = [w for w in warnings if w["type"] == "possible_gap"]
 
     def advance() -> None:
@@ -70,13 +75,7 @@ def gap_warnings(watermark: str | None, played: list[str]) -> list[dict[str, Any
 
 
 def _parses(stamp: Any) -> bool:
-    if not isinstance(stamp, str):
-        return False
-    try:
-        layout.parse_iso(stamp)
-    except ValueError:
-        return False
-    return True
+    return layout.try_parse_iso(stamp) is not None
 
 
 def open_gaps(doc: dict[str, Any] | None, now: datetime) -> list[dict[str, Any]]:

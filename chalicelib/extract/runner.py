@@ -16,13 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import datasets as registry
-from chalicelib import layout, runs
+from chalicelib import layout, metrics, runs
 from chalicelib import users as users_module
 from chalicelib.datasets import Dataset
 from chalicelib.extract.dataset import Fetch, Fetched, Settings, Stopped
 from chalicelib.extract.envelope import build_envelope, write_envelope
 from chalicelib.quota import Quota
 from chalicelib.spotify.errors import SpotifyCallError
+from chalicelib.storage import retry_transient
 
 if TYPE_CHECKING:
     from chalicelib.services import Services
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RUN_SECONDS = 14 * 60.0  # a run with no deadline given (CLI) still ends
 DEADLINE_MARGIN_SECONDS = 30.0  # kept free before a Lambda's end to write the run record
+# Progress is for a person watching a long run; a half-hourly poll that ends within seconds
+# writes its record twice (start, finish), not once more per dataset: each write is a billed PUT.
+PROGRESS_SECONDS = 5.0
 
 Progress = Callable[[str], None]  # one line per finished dataset, for a person at a terminal
 
@@ -41,7 +45,10 @@ def run_scheduled(services: Services, group: str, context: Any) -> dict[str, Any
     """A schedule's run: every connected user, the group's datasets (`datasets.HISTORY`,
     `datasets.DAILY`), now; bounded by the Lambda's time."""
     chosen = registry.scheduled(group)
-    return run_extraction(services, datasets=chosen, deadline=deadline_from(context))
+    record = run_extraction(services, datasets=chosen, deadline=deadline_from(context))
+    if group == registry.HISTORY:  # the staleness alarm watches what each poll publishes
+        metrics.publish_freshness(services)
+    return record
 
 
 def run_requested(services: Services, event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -146,6 +153,7 @@ class _Run:
         self.progress = progress
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
         self.errors: list[dict[str, Any]] = []
+        self.recorded_at = time.monotonic()  # when the record in the lake was last written
         config = services.config
         self.quota = Quota(
             self.storage,
@@ -161,18 +169,36 @@ class _Run:
         if credentials is None:
             self.errors.append({"reason": "no_spotify_app", "message": "no client id/secret"})
             return
-        # In a cooldown not even `GET /me` (learning the env user's id) may reach Spotify.
-        cooling = self.quota.check_cooldown() is not None
+        # Learning the env user's id (`GET /me`) is a call like any other: within the budget,
+        # counted, and not made at all in a cooldown.
+        gate = self.quota.gate(registry.PLAYS_FIRST)
+        env_error: SpotifyCallError | None = None
         try:
-            everyone = users_module.connected_users(
-                self.services, store, None if cooling else credentials, self.policy
+            if isinstance(gate, SpotifyCallError):
+                everyone = users_module.connected_users(self.services, store, None)
+                if self.services.config.spotify_refresh_token and not _env_user_known(everyone):
+                    env_error = gate  # its id stays unknown until Spotify may be asked
+            else:
+                everyone = users_module.connected_users(
+                    self.services, store, credentials, self.policy, gate
+                )
+        except Exception as error:  # the stored users still run (or wait, likewise)
+            if not isinstance(error, SpotifyCallError):
+                log.exception("run %s: the SPOTIFY_REFRESH_TOKEN user not learnt", self.run_id)
+            env_error = (
+                error
+                if isinstance(error, SpotifyCallError)
+                else SpotifyCallError("dataset_error", _describe(error))
             )
-        except SpotifyCallError as error:
-            self.errors.append({**error.as_record(), "user_id": "SPOTIFY_REFRESH_TOKEN"})
-            everyone = []
+            everyone = users_module.connected_users(self.services, store, None)
+        if env_error is not None:
+            self.errors.append({**env_error.as_record(), "user_id": "SPOTIFY_REFRESH_TOKEN"})
         selected = _select(everyone, wanted, self.errors)
         if not selected:
-            self.errors.append({"reason": "no_users", "message": "no connected user to run for"})
+            if env_error is None or env_error.reason not in runs.WAITING_REASONS:
+                self.errors.append(
+                    {"reason": "no_users", "message": "no connected user to run for"}
+                )
             return
         self.quota.users = max(1, len(everyone))
         clients = {u.user_id: self._client(u, credentials) for u in selected}
@@ -207,7 +233,11 @@ class _Run:
                 continue
             outcome = self._dataset(user_id, client, dataset)
             if dataset.name == "plays" and outcome["status"] == "succeeded":
-                users_module.record_poll(self.storage, user_id, self.run_at)
+                self._keep_books(
+                    "last poll",
+                    lambda u=user_id: users_module.record_poll(self.storage, u, self.run_at),
+                    outcome,
+                )
 
     def _once_per_run(self, clients: dict[str, SpotifyClient], dataset: Dataset) -> None:
         """Enrichment is once per run, with the first user whose token works."""
@@ -229,8 +259,12 @@ class _Run:
     def _dataset(self, user_id: str, client: SpotifyClient, dataset: Dataset) -> dict[str, Any]:
         """One dataset of one user, contained: whatever goes wrong in it (Spotify, a poison
         answer, a bug) ends this dataset only, and what was received still lands."""
-        gate = self.quota.gate(dataset.priority)
-        if isinstance(gate, SpotifyCallError):  # skipped: cooldown or budget, no call made
+        try:
+            gate = retry_transient(lambda: self.quota.gate(dataset.priority), what="quota")
+        except Exception as failed:  # neither budget nor cooldown known: Spotify is not asked
+            log.exception("run %s: quota state not readable", self.run_id)
+            gate = SpotifyCallError("dataset_error", f"quota not readable: {_describe(failed)}")
+        if isinstance(gate, SpotifyCallError):  # skipped: cooldown, budget; no call made
             outcome = _skipped(gate)
             self._record(user_id, dataset.name, outcome)
             return outcome
@@ -242,9 +276,22 @@ class _Run:
             outcome = self._contained(user_id, client, dataset.name, error)
         finally:
             client.gate = None
-        self.quota.spent(sum(outcome["calls"].values()))
+        self._keep_books(
+            "quota ledger", lambda: self.quota.spent(sum(outcome["calls"].values())), outcome
+        )
         self._record(user_id, dataset.name, outcome)
         return outcome
+
+    def _keep_books(self, what: str, write: Callable[[], None], outcome: dict[str, Any]) -> None:
+        """A bookkeeping write after a dataset (ledger, progress, last poll): retried while S3
+        says "try again", and should it still fail, a warning on that dataset — never an error
+        that stops the run for the users and datasets still to come."""
+        try:
+            retry_transient(write, what=what)
+        except Exception as failed:
+            log.exception("run %s: %s not written", self.run_id, what)
+            warning = {"type": "not_recorded", "what": what, "error": _describe(failed)}
+            outcome["warnings"].append(warning)
 
     def _contained(
         self, user_id: str, client: SpotifyClient, dataset: str, error: Exception
@@ -336,7 +383,13 @@ class _Run:
                     "calls": calls,
                 }
         if fetched.advance is not None and (error is None or error.reason != "dataset_error"):
-            fetched.advance()  # only now: the raw object that justifies the new state exists
+            # Only now: the raw object that justifies the new state exists. Should saving the
+            # state fail, the answers are landed all the same (the next run covers them again).
+            try:
+                retry_transient(fetched.advance, what=f"{dataset} state of {user_id}")
+            except Exception as failed:
+                log.exception("run %s: %s state of %s not saved", self.run_id, dataset, user_id)
+                error = SpotifyCallError("dataset_error", f"state not saved: {_describe(failed)}")
         outcome = {
             "status": _status(error, responses),
             "counts": fetched.counts,
@@ -348,16 +401,25 @@ class _Run:
         return outcome
 
     def _record(self, user_id: str, dataset: str, outcome: dict[str, Any]) -> None:
-        """Keep the outcome in the run record now: `GET /runs/{id}` shows progress."""
+        """Keep the outcome; in the lake too once the run has lasted a while, so that
+        `GET /runs/{id}` shows a long run's progress."""
         self.results.setdefault(user_id, {})[dataset] = outcome
-        runs.update_run(self.storage, self.run_id, lambda r: r.update(results=self.results))
+        if time.monotonic() - self.recorded_at >= PROGRESS_SECONDS:
+            self._keep_books(
+                "run progress",
+                lambda: runs.update_run(
+                    self.storage, self.run_id, lambda r: r.update(results=self.results)
+                ),
+                outcome,
+            )
+            self.recorded_at = time.monotonic()
         if self.progress is not None:
             self.progress(describe_outcome(user_id, dataset, outcome))
 
     def _error_record(self, error: SpotifyCallError) -> dict[str, Any]:
         record = error.as_record()
-        if error.retry_after is not None:
-            retry_at = datetime.now(UTC) + timedelta(seconds=error.retry_after)
+        if error.retry_after is not None:  # on the run's clock, as a cooldown's end (§9)
+            retry_at = layout.utc(self.run_at) + timedelta(seconds=error.retry_after)
             record["retry_at"] = layout.iso(retry_at)
         return record
 
@@ -386,6 +448,10 @@ class _Run:
             )
 
         return runs.update_run(self.storage, self.run_id, close)
+
+
+def _env_user_known(users: list[ConnectedUser]) -> bool:
+    return any(user.kind == "env" for user in users)
 
 
 def _select(
@@ -421,9 +487,10 @@ def _refused(outcome: dict[str, Any]) -> bool:
 
 
 def _skipped(error: SpotifyCallError) -> dict[str, Any]:
-    """A dataset not started for the budget or a cooldown: `partial`, zero calls."""
+    """A dataset not started for the budget or a cooldown (`partial`), or because the quota's
+    state could not be read (`failed`): zero calls."""
     return {
-        "status": "partial",
+        "status": "partial" if error.reason in runs.WAITING_REASONS else "failed",
         "counts": {},
         "raw_objects": [],
         "errors": [error.as_record()],

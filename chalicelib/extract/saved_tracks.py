@@ -2,6 +2,9 @@
 
 The watermark is the newest `added_at` known (state). It moves only when paging completed, and
 the envelope says what it was (`known_until`) so the transform keeps only newer saves.
+
+One odd answer must not stop the log: an `added_at` that does not parse is left to the
+transform (the raw answer keeps it verbatim), warned about, and kept out of the watermark.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ def fetch(job: Fetch) -> Fetched:
     limit = job.settings.page_limit
     newest: str | None = None
     new_saves = 0
+    odd: list[Any] = []
     for page in job.client.pages(lambda sp: sp.current_user_saved_tracks(limit=limit)):
-        stamps = [i["added_at"] for i in page.get("items") or [] if i and i.get("added_at")]
+        sent = [i.get("added_at") for i in page.get("items") or [] if isinstance(i, dict)]
+        stamps = [s for s in sent if _parses(s)]
+        odd += [s for s in sent if s is not None and not _parses(s)]
         fresh = [s for s in stamps if _newer(s, known_until)]
         new_saves += len(fresh)
         newest = max([newest, *fresh], key=_order) if fresh else newest
@@ -35,9 +41,21 @@ def fetch(job: Fetch) -> Fetched:
         if newest is not None:
             update_json(job.storage, key, lambda doc: _raise(doc, newest))
 
+    warnings: list[dict[str, Any]] = []
+    if odd:
+        warnings.append(
+            {"type": "unparseable_added_at", "count": len(odd), "examples": [repr(odd[0])[:80]]}
+        )
     return Fetched(
-        extras={"known_until": known_until}, counts={"new_saves": new_saves}, advance=advance
+        extras={"known_until": known_until},
+        counts={"new_saves": new_saves},
+        warnings=warnings,
+        advance=advance,
     )
+
+
+def _parses(stamp: Any) -> bool:
+    return layout.try_parse_iso(stamp) is not None
 
 
 def _newer(stamp: str, known_until: str | None) -> bool:

@@ -55,7 +55,7 @@ class RetryPolicy:
     """How long a call may wait. Waiting longer than this stops the dataset, not the run."""
 
     max_retry_after: float = 10.0  # longest 429 Retry-After honoured, seconds
-    attempts: int = 4  # tries per call, the first included
+    attempts: int = 4  # tries per call, the first included (a retry after a 401 refresh is free)
     backoff: float = 0.5  # first wait after a 5xx/connection error; doubles each time
     request_timeout: float = REQUEST_TIMEOUT_SECONDS
 
@@ -140,9 +140,13 @@ class SpotifyClient:
         """`fn(sp)`, retried on 5xx/connection errors and short 429s, within the deadline."""
         refreshed = False
         backoff = self.policy.backoff
-        for attempt in range(1, self.policy.attempts + 1):
+        # Answers worth a retry (429, 5xx, connection errors) count against `attempts`; the one
+        # 401 that makes us refresh an expired token does not (hourly, it would otherwise cost
+        # every other poll one of its retries).
+        failures = 0
+        while True:
             self._before_call()
-            last = attempt == self.policy.attempts
+            last = failures + 1 >= self.policy.attempts
             try:
                 return fn(self.sp)
             except spotipy.SpotifyException as error:
@@ -163,6 +167,7 @@ class SpotifyClient:
                             "rate_limited", _message(error), status=429, retry_after=asked
                         ) from None
                     self.sleep(wait)
+                    failures += 1
                     continue
                 if status >= 500:
                     if last or not self._can_wait(backoff, backoff):
@@ -171,14 +176,16 @@ class SpotifyClient:
                         ) from None
                     self.sleep(backoff)
                     backoff *= 2
+                    failures += 1
                     continue
+                # A 401 after a refresh lands here too: the new token was refused as well.
                 raise SpotifyCallError("http_error", _message(error), status=status) from None
             except (requests.ConnectionError, requests.Timeout) as error:
                 if last or not self._can_wait(backoff, backoff):
                     raise SpotifyCallError("connection", type(error).__name__) from None
                 self.sleep(backoff)
                 backoff *= 2
-        raise SpotifyCallError("http_error", "access token refused twice", status=401)
+                failures += 1
 
     def _locked_out(
         self, error: spotipy.SpotifyException, asked: int | None, reason: str

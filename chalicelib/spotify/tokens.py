@@ -272,7 +272,7 @@ class UserAuth:
             self.store.put(self.cache_name, json.dumps(cached))
         except Exception as error:  # only a cache: this run still has it
             log.warning("access token of %s not cached: %s", self.user_id, type(error).__name__)
-        self._release({"pending": None})
+        self._release({"pending": None}, settled=True)
         return self._keep(cached)
 
     def _exchange(self, candidates: list[str]) -> tuple[dict[str, Any], str]:
@@ -299,9 +299,14 @@ class UserAuth:
                 log.warning("refresh token of %s not stored yet, retrying", self.user_id)
                 self.sleep(pause)
 
-    def _release(self, fields: dict[str, Any]) -> None:
+    def _release(self, fields: dict[str, Any], *, settled: bool = False) -> None:
+        """Give the lease up, setting `fields`. `settled`: the refresh token is safe in the
+        secret store, so what a legacy document held goes (until then it may be the only copy)."""
+
         def finish(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-            doc = {k: v for k, v in (doc or {}).items() if k not in _LEGACY_FIELDS}
+            doc = dict(doc or {})
+            if settled:
+                doc = {k: v for k, v in doc.items() if k not in _LEGACY_FIELDS}
             if (doc.get("lease") or {}).get("owner") == self.owner:
                 doc["lease"] = None
             doc.update(fields)

@@ -37,11 +37,8 @@ def flag(value: Any) -> bool | None:
 
 def timestamp(value: Any) -> datetime | None:
     """An ISO timestamp as a UTC datetime cut to milliseconds (the Parquet precision), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = layout.parse_iso(value)
-    except ValueError:
+    moment = layout.try_parse_iso(value)
+    if moment is None:
         return None
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 

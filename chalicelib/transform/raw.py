@@ -81,10 +81,9 @@ def _envelope(document: Any) -> Envelope:
             raise UnreadableRaw(f"wrong shape: meta.{name} is missing")
     if meta["dataset"] not in datasets.NAMES:
         raise UnreadableRaw(f"unknown dataset {meta['dataset']!r}")
-    try:
-        run_at = layout.parse_iso(meta["run_at"])
-    except ValueError as error:
-        raise UnreadableRaw(f"wrong shape: meta.run_at is not a timestamp: {error}") from error
+    run_at = layout.try_parse_iso(meta["run_at"])
+    if run_at is None:
+        raise UnreadableRaw(f"wrong shape: meta.run_at is not a timestamp: {meta['run_at']!r}")
     run = Run(meta["user_id"], meta["dataset"], meta["run_id"], run_at)
     base = urllib.parse.urlsplit(str(meta.get("api_url") or "")).path
     answers = [_answer(response, base) for response in responses]

@@ -1,12 +1,12 @@
 """Re-driving raw objects: the ones S3 gave up on (reconcile), or all of them (reprocess).
 
-Reconcile runs every hour, so its listing must not grow with the lake's age. Raw keys and their
-markers are both date-partitioned (`raw/<dataset>/date=<d>/…`, `runs/transformed/<dataset>/
-date=<d>/…`), so it lists each dataset from a low-water date on (S3 `StartAfter`): the newest
-raw date seen, back `LOOKBACK_DAYS`, or further back while an object there is still unmarked.
-The mark lives in `state/` (`CURSOR_KEY`). A raw object written later under an older date than
-the window (a run simulated with `--at` far back) is not re-driven by reconcile — its S3 event
-still transforms it, and `reprocess` reads everything.
+Reconcile runs every 6 hours for as long as the lake lives, so its listing must not grow with
+the lake's age. Raw keys and their markers are both date-partitioned (`raw/<dataset>/date=<d>/…`,
+`runs/transformed/<dataset>/date=<d>/…`), so it lists each dataset from a low-water date on
+(S3 `StartAfter`): the newest raw date seen, back `LOOKBACK_DAYS`, or further back while an
+object there is still unmarked. The mark lives in `state/` (`CURSOR_KEY`). A raw object written
+later under an older date than the window (a run simulated with `--at` far back) is not
+re-driven by reconcile — its S3 event still transforms it, and `reprocess` reads everything.
 """
 
 from __future__ import annotations

@@ -258,9 +258,11 @@ def _saved_tracks(rows: _Rows, body: dict[str, Any], known_until: datetime | Non
         track = mapping(saved.get("track"))
         rows.track(track)
         track_id = objects.spotify_id(track)
-        added_at = rows.timestamp(saved.get("added_at"), "saved_tracks", "added_at", NULLED)
         if track_id is None:
             continue
+        # Past the first run an unknown `added_at` cannot be told new from known: the row goes.
+        action = NULLED if known_until is None else ROW_DROPPED
+        added_at = rows.timestamp(saved.get("added_at"), "saved_tracks", "added_at", action)
         # Only saves newer than what earlier runs knew: the log holds each save once.
         if known_until is not None and (added_at is None or added_at <= known_until):
             continue
