@@ -26,8 +26,9 @@ from chalicelib.spotify.errors import SpotifyCallError
 from chalicelib.storage import retry_transient
 
 if TYPE_CHECKING:
+    from chalicelib.secrets import SecretStore
     from chalicelib.services import Services
-    from chalicelib.spotify.client import RetryPolicy, SpotifyClient
+    from chalicelib.spotify.client import AppCredentials, RetryPolicy, SpotifyClient
     from chalicelib.users import ConnectedUser
 
 log = logging.getLogger(__name__)
@@ -169,28 +170,7 @@ class _Run:
         if credentials is None:
             self.errors.append({"reason": "no_spotify_app", "message": "no client id/secret"})
             return
-        # Learning the env user's id (`GET /me`) is a call like any other: within the budget,
-        # counted, and not made at all in a cooldown.
-        gate = self.quota.gate(registry.PLAYS_FIRST)
-        env_error: SpotifyCallError | None = None
-        try:
-            if isinstance(gate, SpotifyCallError):
-                everyone = users_module.connected_users(self.services, store, None)
-                if self.services.config.spotify_refresh_token and not _env_user_known(everyone):
-                    env_error = gate  # its id stays unknown until Spotify may be asked
-            else:
-                everyone = users_module.connected_users(
-                    self.services, store, credentials, self.policy, gate
-                )
-        except Exception as error:  # the stored users still run (or wait, likewise)
-            if not isinstance(error, SpotifyCallError):
-                log.exception("run %s: the SPOTIFY_REFRESH_TOKEN user not learnt", self.run_id)
-            env_error = (
-                error
-                if isinstance(error, SpotifyCallError)
-                else SpotifyCallError("dataset_error", _describe(error))
-            )
-            everyone = users_module.connected_users(self.services, store, None)
+        everyone, env_error = self._connected_users(store, credentials)
         if env_error is not None:
             self.errors.append({**env_error.as_record(), "user_id": "SPOTIFY_REFRESH_TOKEN"})
         selected = _select(everyone, wanted, self.errors)
@@ -222,6 +202,31 @@ class _Run:
                     "cooldown_until": until,
                 }
             )
+
+    def _connected_users(
+        self, store: SecretStore, credentials: AppCredentials
+    ) -> tuple[list[ConnectedUser], SpotifyCallError | None]:
+        """Everyone to run for, and why the `SPOTIFY_REFRESH_TOKEN` user is missing, if it is.
+
+        Learning that user's id (`GET /me`) is a call like any other: within the budget,
+        counted, and not made at all in a cooldown. When it cannot be made or fails, the stored
+        users still run (or wait, likewise)."""
+        gate = self.quota.gate(registry.PLAYS_FIRST)
+        if isinstance(gate, SpotifyCallError):
+            everyone = users_module.connected_users(self.services, store, None)
+            unknown = self.services.config.spotify_refresh_token and not _env_user_known(everyone)
+            return everyone, gate if unknown else None
+        try:
+            learnt = users_module.connected_users(
+                self.services, store, credentials, self.policy, gate
+            )
+            return learnt, None
+        except SpotifyCallError as error:
+            failure = error
+        except Exception as error:
+            log.exception("run %s: the SPOTIFY_REFRESH_TOKEN user not learnt", self.run_id)
+            failure = SpotifyCallError("dataset_error", _describe(error))
+        return users_module.connected_users(self.services, store, None), failure
 
     def _user_datasets(
         self, user_id: str, client: SpotifyClient, datasets: list[Dataset]
@@ -309,14 +314,7 @@ class _Run:
             except Exception as failed:
                 log.exception("run %s: raw object %s not written", self.run_id, raw_key)
                 record["message"] += f"; raw object not written: {_describe(failed)}"
-        return {
-            "status": "failed",
-            "counts": {},
-            "raw_objects": raw_objects,
-            "errors": [record],
-            "warnings": [],
-            "calls": calls,
-        }
+        return _outcome("failed", errors=[record], raw_objects=raw_objects, calls=calls)
 
     def _write(
         self,
@@ -374,14 +372,13 @@ class _Run:
             except Exception as failed:
                 log.exception("run %s: raw object %s not written", self.run_id, raw_key)
                 message = f"raw object not written: {_describe(failed)}"
-                return {
-                    "status": "failed",
-                    "counts": fetched.counts,
-                    "raw_objects": [],
-                    "errors": [{"reason": "dataset_error", "message": message}],
-                    "warnings": fetched.warnings,
-                    "calls": calls,
-                }
+                return _outcome(
+                    "failed",
+                    errors=[{"reason": "dataset_error", "message": message}],
+                    counts=fetched.counts,
+                    warnings=fetched.warnings,
+                    calls=calls,
+                )
         if fetched.advance is not None and (error is None or error.reason != "dataset_error"):
             # Only now: the raw object that justifies the new state exists. Should saving the
             # state fail, the answers are landed all the same (the next run covers them again).
@@ -390,15 +387,14 @@ class _Run:
             except Exception as failed:
                 log.exception("run %s: %s state of %s not saved", self.run_id, dataset, user_id)
                 error = SpotifyCallError("dataset_error", f"state not saved: {_describe(failed)}")
-        outcome = {
-            "status": _status(error, responses),
-            "counts": fetched.counts,
-            "raw_objects": [raw_key] if responses else [],
-            "errors": [] if error is None else [self._error_record(error)],
-            "warnings": fetched.warnings,
-            "calls": calls,
-        }
-        return outcome
+        return _outcome(
+            _status(error, responses),
+            errors=[] if error is None else [self._error_record(error)],
+            counts=fetched.counts,
+            raw_objects=[raw_key] if responses else [],
+            warnings=fetched.warnings,
+            calls=calls,
+        )
 
     def _record(self, user_id: str, dataset: str, outcome: dict[str, Any]) -> None:
         """Keep the outcome; in the lake too once the run has lasted a while, so that
@@ -489,13 +485,27 @@ def _refused(outcome: dict[str, Any]) -> bool:
 def _skipped(error: SpotifyCallError) -> dict[str, Any]:
     """A dataset not started for the budget or a cooldown (`partial`), or because the quota's
     state could not be read (`failed`): zero calls."""
+    status = "partial" if error.reason in runs.WAITING_REASONS else "failed"
+    return _outcome(status, errors=[error.as_record()])
+
+
+def _outcome(
+    status: str,
+    *,
+    errors: list[dict[str, Any]],
+    counts: dict[str, int] | None = None,
+    raw_objects: list[str] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+    calls: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One dataset's outcome as the run record keeps it (`GET /runs/{id}`)."""
     return {
-        "status": "partial" if error.reason in runs.WAITING_REASONS else "failed",
-        "counts": {},
-        "raw_objects": [],
-        "errors": [error.as_record()],
-        "warnings": [],
-        "calls": {},
+        "status": status,
+        "counts": counts or {},
+        "raw_objects": raw_objects or [],
+        "errors": errors,
+        "warnings": warnings if warnings is not None else [],
+        "calls": calls or {},
     }
 
 
