@@ -5,7 +5,8 @@ After each scheduled history poll the poll publishes `MinutesSincePoll` (namespa
 poll, as `GET /health` computes it. `spotify-etl bootstrap --alert-email` alarms on it, with
 missing data counted as breaching, so a poll that stops running reads as stale too.
 
-`Metrics` is the interface; `CloudWatchMetrics` serves deployed stages (an `s3://` lake) and
+`Metrics` is the interface; `CloudWatchMetrics` serves deployed stages (an `s3://` lake) that
+set `FRESHNESS_METRIC` (a custom metric costs $0.30 a month outside the free tier) and
 creates its client only on the first put, so importing the app imports no boto3;
 `RecordedMetrics` keeps the last points in memory and sends nothing (a laptop, tests).
 Publishing never fails the poll: a metric lost is a warning, a poll lost is a play lost.
