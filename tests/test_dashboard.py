@@ -429,6 +429,33 @@ def test_dashboard_on_the_fixture_lake_has_known_numbers(http: Any) -> None:
     assert [(row["date"], row["plays"]) for row in daily] == [("2026-03-01", 3)]
 
 
+def test_the_landed_history_queries_draw_their_charts_on_the_fixture_lake(
+    http: Any, lake: Path
+) -> None:
+    """weekday_hour, top_albums and discoveries exist: their charts are drawn from their own
+    answers (the grid, not the clock, for "when you listen"); only the charts whose queries
+    need the history export's columns still wait."""
+    params = {**LAKE_RANGE, "tz": "Asia/Kolkata"}
+    page = http.get("/dashboard?" + urllib.parse.urlencode(params)).body.decode()
+    blocks = spec_blocks(page)
+    engine = DuckDBEngine(lake)
+    limit = str(charts.TOP_LIMIT)
+    for key, name, query_params in [
+        ("time_of_day", "weekday_hour", params),
+        ("top_albums", "top_albums", {**LAKE_RANGE, "limit": limit}),
+        ("discoveries", "discoveries", LAKE_RANGE),
+    ]:
+        answer = engine.run(name, query_params)
+        assert answer["rows"], name
+        assert blocks[key]["data"]["values"] == answer["rows"], key
+    assert len(blocks["time_of_day"]["data"]["values"]) == 7 * 24
+    waiting = re.search(r'<p id="waiting">(.*?)</p>', page, re.S)
+    assert waiting is not None
+    assert set(re.findall(r"<code>(\w+)</code>", waiting.group(1))) == {
+        "top_shows", "skips", "coverage",
+    }  # fmt: skip
+
+
 BAD_PARAMS = [
     "start=2026-03-04&end=2026-03-01",  # start after end
     "start=2026-13-01&end=2026-03-04",

@@ -127,6 +127,50 @@ def test_listening_clock_writes_the_zone_for_athena(athena: Any, backend: Any) -
     assert "HOUR(AT_TIMEZONE(played_at, 'Asia/Kolkata'))" in query
 
 
+def test_weekday_hour_writes_the_zone_for_athena(athena: Any, backend: Any) -> None:
+    seed(
+        backend,
+        [("weekday", "integer"), ("hour", "integer"), ("plays", "bigint"), ("minutes", "double")],
+        [["1", "0", "2", "7.5"]],
+    )
+    answer = engine_for(athena).run("weekday_hour", {**RANGE, "user": "u1", "tz": "Asia/Kolkata"})
+    assert answer["rows"] == [{"weekday": 1, "hour": 0, "plays": 2, "minutes": 7.5}]
+    execution = athena.get_query_execution(QueryExecutionId=answer["execution_id"])[
+        "QueryExecution"
+    ]
+    assert "DAY_OF_WEEK(AT_TIMEZONE(played_at, 'Asia/Kolkata'))" in execution["Query"]
+    assert "HOUR(AT_TIMEZONE(played_at, 'Asia/Kolkata'))" in execution["Query"]
+    assert execution["ExecutionParameters"] == ["'2026-03-01'", "'2026-03-04'", "'u1'", "'u1'"]
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "bound"),
+    [
+        ("top_albums", {**RANGE, "limit": "3"}, ["'2026-03-01'", "'2026-03-04'", "NULL", "NULL"]),
+        # discoveries reads the user's whole history (user first), then the range.
+        (
+            "discoveries",
+            {**RANGE, "user": "u2"},
+            ["'u2'", "'u2'", "'2026-03-01'", "'2026-03-04'", "'2026-03-01'", "'2026-03-04'"],
+        ),
+    ],
+)
+def test_new_queries_bind_their_values_for_athena(
+    athena: Any, backend: Any, name: str, params: dict[str, str], bound: list[str]
+) -> None:
+    seed(backend, [("plays", "bigint")], [])
+    answer = engine_for(athena).run(name, params)
+    execution = athena.get_query_execution(QueryExecutionId=answer["execution_id"])[
+        "QueryExecution"
+    ]
+    assert execution["ExecutionParameters"] == bound
+    assert execution["Query"] == (
+        f"-- spotify-etl named query: {name}\n{prepare(name, params, 'athena').sql}"
+    )
+    if name == "top_albums":
+        assert execution["Query"].rstrip().endswith("LIMIT 3")
+
+
 def test_values_of_every_type_are_converted(athena: Any, backend: Any) -> None:
     columns = [
         ("i", "integer"),

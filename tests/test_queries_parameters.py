@@ -115,12 +115,15 @@ def test_list_queries_describes_parameters() -> None:
     catalog = {q["name"]: q for q in list_queries()}
     assert sorted(catalog) == [
         "daily_listening",
+        "discoveries",
         "genres",
         "listening_clock",
         "playlist_changes",
+        "top_albums",
         "top_artists",
         "top_items_movement",
         "top_tracks",
+        "weekday_hour",
     ]
     assert catalog["top_artists"]["parameters"] == [
         {
@@ -159,6 +162,34 @@ def test_list_queries_describes_parameters() -> None:
     assert movement["time_range"]["choices"] == ["short_term", "medium_term", "long_term"]
     assert all(p["required"] for p in movement.values())
     assert all(q["description"] for q in catalog.values())
+
+
+def test_the_new_queries_declare_the_parameters_of_contract_section_6() -> None:
+    catalog = {q["name"]: q for q in list_queries()}
+
+    def declared(name: str) -> list[tuple[str, str, bool, str | None]]:
+        return [
+            (p["name"], p["type"], p["required"], p["default"]) for p in catalog[name]["parameters"]
+        ]
+
+    range_ = [("start", "date", True, None), ("end", "date", True, None),
+              ("user", "string", False, None)]  # fmt: skip
+    assert declared("weekday_hour") == [*range_, ("tz", "tz", False, "UTC")]
+    assert declared("top_albums") == [*range_, ("limit", "int", False, "10")]
+    assert declared("discoveries") == range_
+    assert declared("top_albums") == declared("top_tracks")
+    assert declared("weekday_hour") == declared("listening_clock")
+    limit = next(p for p in catalog["top_albums"]["parameters"] if p["name"] == "limit")
+    assert (limit["minimum"], limit["maximum"]) == (1, 1000)
+    # The same validation as the older queries: a bad zone or limit never reaches SQL.
+    with pytest.raises(QueryParameterError, match="tz: expected an IANA time zone"):
+        values("weekday_hour", {**RANGE, "tz": "+05:30"})
+    with pytest.raises(QueryParameterError, match="limit: must be between 1 and 1000"):
+        values("top_albums", {**RANGE, "limit": "1001"})
+    with pytest.raises(QueryParameterError, match="unknown parameter"):
+        values("discoveries", {**RANGE, "limit": "5"})
+    with pytest.raises(QueryParameterError, match="is after end"):
+        values("discoveries", {"start": "2026-03-04", "end": "2026-03-01"})
 
 
 @pytest.mark.parametrize(

@@ -257,7 +257,9 @@ def test_latest_views(engine: DuckDBEngine) -> None:
         artists = connection.execute(
             "SELECT artist_id, name, genres FROM artists_latest ORDER BY artist_id"
         ).fetchall()
-        albums = connection.execute("SELECT count(*) FROM albums_latest").fetchall()
+        albums = connection.execute(
+            "SELECT album_id, name FROM albums_latest ORDER BY album_id"
+        ).fetchall()
     assert tracks == [
         ("T0", "Alpha", 120000, "2026-03-02"),
         ("T1", "Alpha", 180000, "2026-03-02"),  # in 03-01 and 03-02: the later one
@@ -265,14 +267,29 @@ def test_latest_views(engine: DuckDBEngine) -> None:
         ("T3", "Charlie", 90000, "2026-03-01"),
         ("T4", "Delta", 210000, "2026-03-03"),
         ("T5", "Echo", 65432, "2026-03-02"),
+        ("T6", "Foxtrot", 150000, "2026-04-03"),
     ]
     assert credits == [("T2", "A2", 1), ("T2", "A1", 2), ("T4", "A3", 1)]
     assert artists == [
         ("A1", "Aurora", ["pop", "synth"]),  # latest row's genres are null: 03-01's stand
         ("A2", "Boris", ["rock", "pop"]),
         ("A3", "Cleo", []),  # known to have none; the later null does not erase that
+        ("A5", "Esme", ["folk"]),
     ]
-    assert albums == [(0,)]  # no album files at all: an empty, typed view
+    assert albums == [
+        ("AL1", "Bravo Sessions"),  # 03-02's name, not 03-01's "Bravo (demos)"
+        ("AL2", "Greatest Hits"),
+        ("AL3", "Greatest Hits"),
+        ("AL5", "Foxtrot"),  # AL4 has no album row: tracks name it, nothing describes it
+    ]
+
+
+def test_latest_views_of_a_lake_without_files_are_empty_and_typed(tmp_path: Path) -> None:
+    with DuckDBEngine(tmp_path).connect() as connection:
+        for view in ("tracks_latest", "albums_latest", "artists_latest", "track_artists_latest"):
+            assert connection.execute(f"SELECT count(*) FROM {view}").fetchall() == [(0,)]
+        described = connection.execute("DESCRIBE albums_latest").fetchall()
+    assert ("release_year", "INTEGER") in [(c[0], c[1]) for c in described]
 
 
 def test_get_execution_returns_a_recent_answer(engine: DuckDBEngine) -> None:
@@ -302,6 +319,10 @@ def test_fresh_lake_answers_every_query_empty(tmp_path: Path, name: str) -> None
     if name == "listening_clock":
         assert [(r["hour"], r["plays"], r["minutes"]) for r in answer["rows"]] == [
             (hour, 0, 0.0) for hour in range(24)
+        ]
+    elif name == "weekday_hour":
+        assert [(r["weekday"], r["hour"], r["plays"], r["minutes"]) for r in answer["rows"]] == [
+            (weekday, hour, 0, 0.0) for weekday in range(1, 8) for hour in range(24)
         ]
     else:
         assert answer["rows"] == []

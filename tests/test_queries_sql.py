@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -130,6 +132,59 @@ def test_duckdb_rewrite_means_what_athena_means() -> None:
             table = f"SELECT TIMESTAMPTZ '{utc}+00' AS ts"
             query = sql.replace("'TZ'", f"'{zone}'").replace("FROM t", f"FROM ({table})")
             assert connection.execute(query).fetchone() == (hour,), (utc, zone)
+
+
+def test_weekday_in_zone_is_rewritten_per_engine() -> None:
+    source = "SELECT weekday_in_zone(played_at, :tz) AS w FROM plays"
+    athena = render(source, "athena", {"tz": "Asia/Kolkata"}).sql
+    duck = render(source, "duckdb", {"tz": "Asia/Kolkata"}).sql
+    # ISO weekdays on both (1 = Monday): Athena's day_of_week, DuckDB's isodow — not DuckDB's
+    # dayofweek, which counts from Sunday = 0.
+    assert "DAY_OF_WEEK(AT_TIMEZONE(played_at, 'Asia/Kolkata'))" in athena
+    assert "ISODOW(TIMEZONE('Asia/Kolkata', CAST(played_at AS TIMESTAMPTZ)))" in duck
+    assert "weekday_in_zone" not in (athena + duck).lower()
+    # The Athena text reads back as the same ISO weekday function.
+    assert sqlglot.parse_one(athena, read="athena").find(exp.DayOfWeekIso) is not None
+
+
+@pytest.mark.parametrize("macro", ["hour_in_zone", "weekday_in_zone"])
+def test_a_zone_macro_needs_a_validated_zone_name(macro: str) -> None:
+    with pytest.raises(NonPortableSQLError, match=macro):
+        render(f"SELECT {macro}(played_at, user_id) FROM plays", "duckdb")
+
+
+def test_duckdb_weekday_rewrite_means_what_athena_means() -> None:
+    """Athena: day_of_week(UTC timestamp AT TIME ZONE z) is the ISO weekday on z's clock. Check
+    the DuckDB spelling against Python's zoneinfo: zones ahead of and behind UTC by a fraction
+    of an hour, a DST change, and both ends of the week."""
+    sql = render(
+        "SELECT weekday_in_zone(ts, :tz) AS w, hour_in_zone(ts, :tz) AS h FROM t",
+        "duckdb",
+        {"tz": "TZ"},
+    ).sql
+    cases = [
+        ("2026-03-01 23:30:00", "Asia/Kolkata"),  # Sunday in UTC, Monday 05:00 there
+        ("2026-03-31 18:20:00", "Asia/Kathmandu"),  # +05:45: Wednesday 00:05
+        ("2026-03-02 02:30:00", "America/New_York"),  # Monday in UTC, Sunday 21:30 there
+        ("2026-03-08 06:30:00", "America/New_York"),  # Sunday 01:30 EST
+        ("2026-03-08 07:30:00", "America/New_York"),  # Sunday 03:30 EDT
+        ("2026-03-29 00:59:00", "Europe/Berlin"),  # Sunday 01:59 CET
+        ("2026-03-29 01:00:00", "Europe/Berlin"),  # Sunday 03:00 CEST
+        ("2026-03-07 11:00:00", "Pacific/Chatham"),  # +13:45: Sunday 00:45
+        ("2026-03-02 10:00:00", "Pacific/Pago_Pago"),  # -11: Sunday 23:00
+        ("2026-03-01 12:00:00", "UTC"),  # Sunday: 7
+        ("2026-03-02 00:00:00", "UTC"),  # Monday: 1
+    ]
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        for utc, zone in cases:
+            local = datetime.fromisoformat(utc).replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+            table = f"SELECT TIMESTAMPTZ '{utc}+00' AS ts"
+            query = sql.replace("'TZ'", f"'{zone}'").replace("FROM t", f"FROM ({table})")
+            assert connection.execute(query).fetchone() == (local.isoweekday(), local.hour), (
+                utc,
+                zone,
+            )
 
 
 @pytest.mark.parametrize("dialect", ENGINE_DIALECTS)

@@ -6,11 +6,12 @@ Every step is mechanical, on sqlglot's syntax tree:
    but mean different things there (engineering notes, "Same text, different answers");
 2. a `:name` placeholder inside a WHERE clause stays a bound parameter; anywhere else (a LIMIT, a
    time zone) Athena cannot bind it, so the caller's *validated* value is written as a literal;
-3. `hour_in_zone(ts, zone)` — our one macro — becomes each engine's spelling of "the hour of
+3. `hour_in_zone(ts, zone)` — a macro — becomes each engine's spelling of "the hour of
    UTC timestamp ts on the clock of zone": Athena `hour(ts AT TIME ZONE zone)`, which sqlglot
    writes as `hour(at_timezone(ts, zone))` (Athena's timestamps are UTC wall times); DuckDB
    `hour(timezone(zone, ts::TIMESTAMPTZ))` (its `AT TIME ZONE` on a naive timestamp converts
-   the other way);
+   the other way). `weekday_in_zone(ts, zone)`, the ISO weekday (1 = Monday … 7 = Sunday) on
+   the same clock, is the same conversion read with Athena's `day_of_week` / DuckDB's `isodow`;
 4. generation in the engine's dialect, comments dropped;
 5. named placeholders become positional `?` in the order they appear in the final text, which
    is the order both engines bind positional values in.
@@ -33,6 +34,13 @@ from chalicelib.queries.errors import NonPortableSQLError
 SOURCE_DIALECT = "athena"
 ENGINE_DIALECTS = ("athena", "duckdb")
 MACRO_HOUR_IN_ZONE = "hour_in_zone"
+MACRO_WEEKDAY_IN_ZONE = "weekday_in_zone"
+# Macro -> the function each engine reads the zone's local time with (hour 0-23; ISO weekday,
+# 1 = Monday ... 7 = Sunday, on both: not DuckDB's `dayofweek`, which counts from Sunday = 0).
+_ZONE_MACROS = {
+    MACRO_HOUR_IN_ZONE: {"athena": "hour", "duckdb": "hour"},
+    MACRO_WEEKDAY_IN_ZONE: {"athena": "day_of_week", "duckdb": "isodow"},
+}
 
 # Functions that exist on one engine only (sqlglot passes them through unchanged).
 _ONE_ENGINE_FUNCTIONS = frozenset({"at_timezone", "format_datetime", "with_timezone"})
@@ -57,7 +65,10 @@ def check_portable(tree: exp.Expression) -> list[str]:
     problems = []
     for node in tree.walk():
         if isinstance(node, exp.AtTimeZone):
-            problems.append("AT TIME ZONE converts the other way on DuckDB: use hour_in_zone()")
+            problems.append(
+                "AT TIME ZONE converts the other way on DuckDB: use hour_in_zone() or "
+                "weekday_in_zone()"
+            )
         elif isinstance(node, exp.DateDiff):
             problems.append("date_diff counts boundaries on DuckDB but whole units on Athena")
         elif isinstance(node, exp.IntDiv):
@@ -125,18 +136,19 @@ def _inline_unbindable(tree: exp.Expression, inline: Mapping[str, str | int]) ->
 
 
 def _rewrite_macro(node: exp.Expression, dialect: str) -> exp.Expression:
-    if not (isinstance(node, exp.Anonymous) and node.name.lower() == MACRO_HOUR_IN_ZONE):
+    if not (isinstance(node, exp.Anonymous) and node.name.lower() in _ZONE_MACROS):
         return node
+    macro = node.name.lower()
     timestamp, zone = node.expressions
     if not (isinstance(zone, exp.Literal) and zone.is_string):
-        raise NonPortableSQLError("hour_in_zone() needs a validated zone name (a tz parameter)")
+        raise NonPortableSQLError(f"{macro}() needs a validated zone name (a tz parameter)")
     if dialect == "athena":
         local = exp.AtTimeZone(this=timestamp, zone=zone)
     else:
         local = exp.Anonymous(
             this="timezone", expressions=[zone, exp.cast(timestamp, "TIMESTAMPTZ")]
         )
-    return exp.Anonymous(this="hour", expressions=[local])
+    return exp.Anonymous(this=_ZONE_MACROS[macro][dialect], expressions=[local])
 
 
 def _positional(sql: str, dialect: str) -> tuple[str, list[str]]:
