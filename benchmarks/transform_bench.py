@@ -1,18 +1,24 @@
 """Transform benchmark: a generated raw history → the curated tables on a temporary local lake,
 against a naive pandas baseline in the same run.
 
-    python -m benchmarks.transform_bench [--scale 1.0] [--seed 1]
+    python -m benchmarks.transform_bench [--scale 1.0] [--seed 1] [--expect-digest HEX]
 
 Scale 1 is 14 days of 30-minute polls (50 plays each, overlapping as real polls do) and a daily
 playlists snapshot of 40 playlists (most unchanged: their items are reused); `--scale 26` is
 about a year (~17.5k plays envelopes) with hundreds of playlists. Each side runs in its own
 process so its peak memory (max RSS) is its own.
+
+The generated history is a function of scale and seed (run ids included), so the digest printed
+of the curated files is too: a change meant only to make the transform faster must leave it as
+it was (with the same pyarrow, whose version Parquet files record). `--expect-digest` exits 1
+when it differs.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import multiprocessing
 import random
@@ -117,6 +123,7 @@ def answer(url: str, body: Any) -> dict:
 def history(size: Size, seed: int) -> list[tuple[str, bytes]]:
     """(raw key, gzip bytes) of every raw object, in the order extraction would land them."""
     rng = random.Random(seed)
+    run_ids = random.Random(f"{seed}-run-ids")  # apart, so `rng` draws what it always drew
     catalogue = Catalogue(size.catalogue, rng)
     objects: list[tuple[str, bytes]] = []
     plays: list[dict] = []
@@ -138,7 +145,8 @@ def history(size: Size, seed: int) -> list[tuple[str, bytes]]:
                 }
             )
         plays = plays[-50:]
-        run_id = layout.new_run_id(run_at)
+        # As `layout.new_run_id` makes them, but reproducible.
+        run_id = f"{run_at:%Y%m%dT%H%M%SZ}-{run_ids.getrandbits(24):06x}"
         body = {"items": plays[::-1], "limit": 50, "next": None, "cursors": None}
         objects.append(
             _raw("plays", run_at, run_id, [answer("me/player/recently-played?limit=50", body)])
@@ -230,10 +238,20 @@ def run_transform(lake: str, keys: list[str]) -> dict[str, Any]:
         "seconds": incremental,
         "reprocess_seconds": reprocess,
         "reprocess_identical": before == after,
+        "digest": curated_digest(lake, after),
         "rows": _parquet_rows(files),
         "bytes": sum(len(data) for data in after.values()),
         "max_rss": _max_rss(),
     }
+
+
+def curated_digest(lake: str, files: dict[Path, bytes]) -> str:
+    """SHA-256 over every curated file's lake-relative path and bytes, in path order."""
+    digest = hashlib.sha256()
+    for path, data in sorted(files.items()):
+        digest.update(f"{path.relative_to(lake).as_posix()}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _parquet_rows(files: list[Path]) -> int:
@@ -291,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="1 = 14 days; 26 ≈ a year")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--expect-digest", metavar="HEX", help="exit 1 unless the curated files' digest is this"
+    )
     args = parser.parse_args(argv)
     size = Size.at(args.scale)
     with tempfile.TemporaryDirectory(prefix="transform-bench-") as tmp:
@@ -309,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         ours = _in_child(run_transform, lake, keys)
         naive = _in_child(run_baseline, lake, keys, str(Path(tmp, "naive.parquet")))
     print(report(ours, naive, raw_bytes, items))
+    if not ours["reprocess_identical"]:
+        return 1
+    if args.expect_digest and args.expect_digest != ours["digest"]:
+        print(f"curated files differ from the expected digest {args.expect_digest}")
+        return 1
     return 0
 
 
@@ -332,6 +358,7 @@ def report(ours: dict[str, Any], naive: dict[str, Any], raw_bytes: int, items: i
         f"Parquet bytes x{ours['bytes'] / naive['bytes']:.2f}"
     )
     lines.append(f"reprocess gave byte-identical tables: {ours['reprocess_identical']}")
+    lines.append(f"curated files digest (sha256): {ours['digest']}")
     lines.append(
         "(naive: no dedup of overlapping polls, no reused items, no dimensions, no schema)"
     )

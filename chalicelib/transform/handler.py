@@ -20,7 +20,7 @@ from chalicelib.storage import Storage, TransientStorageError, is_transient, ret
 from chalicelib.transform import fit, markers, rows, writer
 from chalicelib.transform import reconcile as redrive
 from chalicelib.transform.objects import Row
-from chalicelib.transform.raw import Envelope, Run, UnreadableRaw, read_envelope
+from chalicelib.transform.raw import Answer, Envelope, Run, UnreadableRaw, read_envelope
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,10 @@ def transform_objects(
     outcomes: dict[str, dict[str, Any]] = {}
     pending: dict[str, _Read] = {}
     pending_rows = 0
+    borrowed = _BorrowedPages(storage)
     for key in dict.fromkeys(keys):
         try:
-            read = _read(storage, key)
+            read = _read(storage, key, borrowed)
         except TransientStorageError as error:
             if not defer_transient:
                 raise
@@ -182,7 +183,7 @@ def reprocess(storage: Storage, progress: redrive.Progress | None = None) -> dic
     return {"deleted": deleted, **summary}
 
 
-def _read(storage: Storage, key: str) -> _Read | dict[str, Any]:
+def _read(storage: Storage, key: str, borrowed: _BorrowedPages) -> _Read | dict[str, Any]:
     """The run and rows of raw object `key`, or the marker saying why there are none.
 
     Storage errors that say "try again" are retried, then raised: never quarantined.
@@ -194,7 +195,7 @@ def _read(storage: Storage, key: str) -> _Read | dict[str, Any]:
         return {"raw_key": key, "status": "missing"}
     try:
         envelope = read_envelope(key, blob.data)
-        reused = _reused_envelopes(storage, envelope)
+        reused = borrowed.envelopes(envelope)
         tables, issues = rows.envelope_rows_reported(envelope, reused)
         fitted, unfit = fit.fit_tables(tables)
         return _Read(envelope.run, fitted, [*issues, *unfit])
@@ -209,20 +210,46 @@ def _read(storage: Storage, key: str) -> _Read | dict[str, Any]:
         return _quarantine(storage, key, f"wrong shape: {type(error).__name__}: {error}")
 
 
-def _reused_envelopes(storage: Storage, envelope: Envelope) -> dict[str, Envelope]:
-    """The raw objects named in `reused_items`, read and checked like the object itself (a
-    transient error reading one is retried, then raised: the borrower is not at fault)."""
-    found = {}
-    for key in sorted(rows.reused_raw_keys(envelope)):
-        blob = retry_transient(lambda k=key: storage.get(k), what=f"reading {key}")
-        if blob is None:
-            raise UnreadableRaw(f"reused_items names {key}, which does not exist")
-        try:
-            found[key] = read_envelope(key, blob.data)
-        except UnreadableRaw as error:
-            reason = f"reused_items names {key}, which is unreadable: {error}"
-            raise UnreadableRaw(reason) from error
-    return found
+class _BorrowedPages:
+    """The item pages that unchanged playlists borrow from earlier raw objects (`reused_items`),
+    kept for one batch: every later day of a batch borrows the same pages again, and parsing the
+    raw object that holds them is the costliest step of reading a daily snapshot.
+
+    One entry per playlist (the pages it borrows now), so what is kept is at most one snapshot's
+    items, however many raw objects hold them.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.pages: dict[str, tuple[str, list[Answer]]] = {}  # playlist id → (raw key, pages)
+        self.runs: dict[str, Envelope] = {}  # raw key → its run and meta, without answers
+
+    def envelopes(self, envelope: Envelope) -> dict[str, Envelope]:
+        """The raw objects named in `reused_items`, each cut to the pages borrowed from it, read
+        and checked like the object itself (a transient error reading one is retried, then
+        raised: the borrower is not at fault)."""
+        found = {}
+        for key, playlist_ids in sorted(rows.borrowed_playlists(envelope).items()):
+            missing = [p for p in playlist_ids if p not in self.pages or self.pages[p][0] != key]
+            if missing:
+                source = _read_reused(self.storage, key)
+                self.runs[key] = Envelope(source.run, source.meta)
+                for playlist_id, pages in rows.item_pages(source, missing).items():
+                    self.pages[playlist_id] = (key, pages)
+            answers = [answer for p in playlist_ids for answer in self.pages[p][1]]
+            found[key] = Envelope(self.runs[key].run, self.runs[key].meta, answers)
+        return found
+
+
+def _read_reused(storage: Storage, key: str) -> Envelope:
+    blob = retry_transient(lambda: storage.get(key), what=f"reading {key}")
+    if blob is None:
+        raise UnreadableRaw(f"reused_items names {key}, which does not exist")
+    try:
+        return read_envelope(key, blob.data)
+    except UnreadableRaw as error:
+        reason = f"reused_items names {key}, which is unreadable: {error}"
+        raise UnreadableRaw(reason) from error
 
 
 def _quarantine(storage: Storage, key: str, reason: str) -> dict[str, Any]:

@@ -7,7 +7,8 @@ below is a function of the rows' contents (and their run's order), never of arri
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib.tables import Table
@@ -21,20 +22,50 @@ Candidate = tuple[Row, tuple[str, ...]]
 
 
 def dedupe(table: Table, rows: Iterable[Row]) -> list[Row]:
-    """One row per key of `table` (see `winners`), sorted by key."""
-    return [row for row, _ in winners(table, ((row, ()) for row in rows))]
+    """One row per key of `table` (see `winners`), sorted by key.
+
+    `winners` with no run order, written out: it runs once per table of every raw object, and
+    most rows meet no other under their key (or only an equal one), so the loop is kept lean.
+    """
+    key_of = key_function(table.key)
+    best: dict[Any, Row] = {}
+    for row in rows:
+        key = key_of(row)
+        current = best.get(key)
+        if current is None or (current != row and _beats(table, (row, ()), (current, ()))):
+            best[key] = row
+    return [best[key] for key in sorted_keys(best)]
 
 
 def winners(table: Table, candidates: Iterable[Candidate]) -> list[Candidate]:
     """One candidate per key, sorted by key. The winner for a key is, in this order: the one with
     known `genres` (artists), the one from the later run, then the greatest by content."""
-    best: dict[tuple[Any, ...], Candidate] = {}
+    key_of = key_function(table.key)
+    best: dict[Any, Candidate] = {}
     for candidate in candidates:
-        key = tuple(candidate[0][column] for column in table.key)
+        key = key_of(candidate[0])
         current = best.get(key)
         if current is None or _beats(table, candidate, current):
             best[key] = candidate
-    return [best[key] for key in sorted(best, key=sortable)]
+    return [best[key] for key in sorted_keys(best)]
+
+
+def key_function(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    """row → its key tuple. `itemgetter` does it in C (this runs once per candidate row), but
+    gives a bare value for a single column: that case is wrapped to stay a tuple."""
+    if len(columns) == 1:
+        [column] = columns
+        return lambda row: (row[column],)
+    return operator.itemgetter(*columns)
+
+
+def sorted_keys(keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`keys` in `sortable` order. Without nulls that is the keys' own order, which `sorted`
+    compares in C; `sortable` wraps every value, so it is kept for the keys that need it."""
+    found = list(keys)
+    if any(None in key for key in found):
+        return sorted(found, key=sortable)
+    return sorted(found)
 
 
 def _beats(table: Table, new: Candidate, old: Candidate) -> bool:

@@ -7,6 +7,7 @@ than raising: one odd field must never cost the rest of a raw object.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,13 @@ def flag(value: Any) -> bool | None:
 
 def timestamp(value: Any) -> datetime | None:
     """An ISO timestamp as a UTC datetime cut to milliseconds (the Parquet precision), or None."""
+    return _parse_timestamp(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=16_384)
+def _parse_timestamp(value: str) -> datetime | None:
+    """Each distinct text parsed once: overlapping polls repeat their `played_at`s, playlist
+    items share `added_at`s, and a datetime is immutable, so sharing one is safe."""
     moment = layout.try_parse_iso(value)
     if moment is None:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,11 @@ from chalicelib.transform.raw import Answer, Envelope, Run
 # claim: a fragment of a snapshot would replace the day's complete one, and saves it logged
 # would be logged again by the next run (its watermark did not move). Dimensions still count.
 _NEEDS_COMPLETE_RUN = (*sorted(SNAPSHOT_TABLES), "saved_tracks")
+
+# The tables partitioned by the run's day (`plays` carries its own `played_date`).
+_BY_SNAPSHOT_DATE = frozenset(
+    name for name, table in TABLES.items() if table.partition.name == "snapshot_date"
+)
 
 # Spotify's default when a request names no `time_range`.
 DEFAULT_TIME_RANGE = "medium_term"
@@ -67,14 +72,30 @@ def envelope_rows_reported(
 
 def reused_raw_keys(envelope: Envelope) -> set[str]:
     """The raw objects this envelope borrows unchanged playlists' items from."""
+    return set(borrowed_playlists(envelope))
+
+
+def borrowed_playlists(envelope: Envelope) -> dict[str, list[str]]:
+    """The playlists whose items this envelope borrows, by the raw object it names for them."""
     reused = envelope.meta.get("reused_items")
     if not isinstance(reused, dict):
-        return set()
-    return {
-        ref["raw_key"]
-        for ref in reused.values()
-        if isinstance(ref, dict) and isinstance(ref.get("raw_key"), str)
-    }
+        return {}
+    borrowed: dict[str, list[str]] = defaultdict(list)
+    for playlist_id, ref in reused.items():
+        if isinstance(ref, dict) and isinstance(ref.get("raw_key"), str):
+            borrowed[ref["raw_key"]].append(playlist_id)
+    return dict(borrowed)
+
+
+def item_pages(source: Envelope, playlist_ids: Collection[str]) -> dict[str, list[Answer]]:
+    """The item pages of each of `playlist_ids` in `source`, in order: all that a borrower of
+    their items reads from it (see `_reused_items`)."""
+    pages: dict[str, list[Answer]] = {playlist_id: [] for playlist_id in playlist_ids}
+    for answer in source.answers:
+        match = _PLAYLIST_ITEMS.match(answer.path)
+        if match and match["id"] in pages:
+            pages[match["id"]].append(answer)
+    return pages
 
 
 class _Rows:
@@ -82,6 +103,8 @@ class _Rows:
 
     def __init__(self, run: Run) -> None:
         self.run = run
+        # Once here, not per row: `Run.snapshot_date` formats a date at every call.
+        self.snapshot_date = run.snapshot_date
         self.tables: dict[str, list[Row]] = defaultdict(list)
         self.issues: list[Issue] = []
 
@@ -100,9 +123,8 @@ class _Rows:
             self.tables.setdefault(table, [])
 
     def add(self, table: str, row: Row) -> None:
-        partition = TABLES[table].partition.name
-        if partition == "snapshot_date":
-            row["snapshot_date"] = self.run.snapshot_date
+        if table in _BY_SNAPSHOT_DATE:
+            row["snapshot_date"] = self.snapshot_date
         self.tables[table].append(row)
 
     def track(self, track: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ re-merges when another transform replaced the file in between, so concurrent wri
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -52,11 +53,17 @@ def _files(table: Table, run: Run, rows: list[Row]) -> dict[tuple[str, str], lis
     if table.name in merge.SNAPSHOT_TABLES:
         # Even a snapshot with no rows replaces an earlier one of the day (the list is empty now).
         files[(run.snapshot_date, layout.encode(run.user_id))] = []
+    columns, partition = table.column_names, table.partition.name
     for row in rows:
-        data = {column: row[column] for column in table.column_names}
-        name = layout.encode(row["user_id"]) if table.per_user else DIMENSION_FILE
-        files[(row[table.partition.name], name)].append(data)
+        name = _user_file(row["user_id"]) if table.per_user else DIMENSION_FILE
+        files[(row[partition], name)].append({column: row[column] for column in columns})
     return files
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_file(user_id: str) -> str:
+    """A per-user file's name; cached because quoting costs more than the rest of a row's trip."""
+    return layout.encode(user_id)
 
 
 def _merger(
@@ -92,7 +99,7 @@ def _dimension(
 ) -> bytes | None:
     """Union by id; each row remembers its run (`run_at`) so a later run's row can win."""
     current = [*zip(existing, _row_runs(metadata, len(existing)), strict=True)]
-    incoming = [(row, (run.order[0],)) for run, rows in contributions for row in rows]
+    incoming = [(row, origin) for origin, rows in _origins(contributions) for row in rows]
     kept = merge.winners(table, [*current, *incoming])
     if kept == current:
         return None  # every incoming row was known already: skip encoding and writing
@@ -101,10 +108,17 @@ def _dimension(
     )
 
 
+def _origins(contributions: list[Contribution]) -> list[tuple[tuple[str, ...], list[Row]]]:
+    """Each contribution's rows under their run's `run_at` text, formatted once per run (not
+    once per row: a batch holds hundreds of thousands of dimension rows)."""
+    return [((run.order[0],), rows) for run, rows in contributions]
+
+
 def _encode_row_runs(origins: Iterable[tuple[str, ...]]) -> str:
     """Compactly: the distinct run_at values, then one index into them per row."""
-    runs: dict[str, int] = {}
-    index = [runs.setdefault(origin[0], len(runs)) for origin in origins]
+    run_ats = [origin[0] for origin in origins]
+    runs = {run_at: i for i, run_at in enumerate(dict.fromkeys(run_ats))}  # in first-seen order
+    index = list(map(runs.__getitem__, run_ats))
     return json.dumps({"runs": list(runs), "index": index}, separators=(",", ":"))
 
 
@@ -112,4 +126,5 @@ def _row_runs(metadata: dict[str, str], count: int) -> list[tuple[str, ...]]:
     if ROW_RUNS not in metadata:
         return [("",)] * count  # a file written without provenance: its rows rank oldest
     decoded = json.loads(metadata[ROW_RUNS])
-    return [(decoded["runs"][i],) for i in decoded["index"]]
+    runs = [(run_at,) for run_at in decoded["runs"]]  # one tuple per run, shared by its rows
+    return [runs[i] for i in decoded["index"]]
