@@ -100,7 +100,7 @@ class CallGate:
     A run passes one to learning the env user's id too, which counts its calls with `spent`.
     """
 
-    def __init__(self, quota: Quota, limit: int | None) -> None:
+    def __init__(self, quota: Quota, limit: int) -> None:
         self.quota = quota
         self.limit = limit
         self.allowed = 0
@@ -109,7 +109,7 @@ class CallGate:
         """Raise `SpotifyCallError` (`cooldown` / `budget`) instead of making a call."""
         if self.quota.locked_until is not None:
             raise self.quota.cooldown_error()
-        if self.limit is not None and self.allowed >= self.limit:
+        if self.allowed >= self.limit:
             raise SpotifyCallError("budget", "the day's request budget is spent")
         self.allowed += 1
 

@@ -38,12 +38,12 @@ def fetch(job: Fetch) -> Fetched:
     items = page.get("items") if isinstance(page, dict) else None
     stamps = [item.get("played_at") for item in items or [] if isinstance(item, dict)]
     # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
-    played = sorted((s for s in stamps if _parses(s)), key=layout.parse_iso)
+    played = sorted((s for s in stamps if layout.try_parse_iso(s)), key=layout.parse_iso)
     horizon = layout.utc(job.run_at) + FUTURE_SLACK
     future = [s for s in played if layout.parse_iso(s) > horizon]
     played = played[: len(played) - len(future)]
     warnings = gap_warnings(watermark, played)
-    odd = [s for s in stamps if not _parses(s)]
+    odd = [s for s in stamps if not layout.try_parse_iso(s)]
     for kind, found in (("unparseable_played_at", odd), ("future_played_at", future)):
         if found:
             warnings.append({"type": kind, "count": len(found), "examples": [repr(found[0])[:80]]})
@@ -73,9 +73,6 @@ def gap_warnings(watermark: str | None, played: list[str]) -> list[dict[str, Any
         return []
     return [{"type": "possible_gap", "from": watermark, "to": layout.iso(oldest)}]
 
-
-def _parses(stamp: Any) -> bool:
-    return layout.try_parse_iso(stamp) is not None
 
 
 def open_gaps(doc: dict[str, Any] | None, now: datetime) -> list[dict[str, Any]]:

@@ -29,8 +29,8 @@ def fetch(job: Fetch) -> Fetched:
     odd: list[Any] = []
     for page in job.client.pages(lambda sp: sp.current_user_saved_tracks(limit=limit)):
         sent = [i.get("added_at") for i in page.get("items") or [] if isinstance(i, dict)]
-        stamps = [s for s in sent if _parses(s)]
-        odd += [s for s in sent if s is not None and not _parses(s)]
+        stamps = [s for s in sent if layout.try_parse_iso(s)]
+        odd += [s for s in sent if s is not None and not layout.try_parse_iso(s)]
         fresh = [s for s in stamps if _newer(s, known_until)]
         new_saves += len(fresh)
         newest = max([newest, *fresh], key=_order) if fresh else newest
@@ -53,9 +53,6 @@ def fetch(job: Fetch) -> Fetched:
         advance=advance,
     )
 
-
-def _parses(stamp: Any) -> bool:
-    return layout.try_parse_iso(stamp) is not None
 
 
 def _newer(stamp: str, known_until: str | None) -> bool:

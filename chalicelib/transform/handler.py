@@ -11,7 +11,6 @@ where it is. A value that does not fit its column costs that value (or its row),
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,12 +100,12 @@ def _write(
         if not defer_transient:
             raise
         return {key: _defer(storage, key, error) for key in pending}
-    except Exception:
+    except Exception as error:
         if len(pending) == 1:
             [key] = pending
             logger.exception("transform: cannot write the rows of %s", key)
-            error_text = _error_text()
-            return {key: _quarantine(storage, key, f"cannot write its rows: {error_text}")}
+            reason = f"cannot write its rows: {type(error).__name__}: {error}"
+            return {key: _quarantine(storage, key, reason)}
         outcomes: dict[str, dict[str, Any]] = {}
         for key, read in pending.items():
             outcomes |= _write(storage, {key: read}, defer_transient)
@@ -133,12 +132,6 @@ def _write_tables(storage: Storage, batch: Any) -> None:
     """`writer.write_tables`, retried as a whole on transient errors (the merge is idempotent)."""
     batch = [(read.run, read.tables) for read in batch]
     retry_transient(lambda: writer.write_tables(storage, batch), what="writing curated files")
-
-
-def _error_text() -> str:
-    """The error being handled, as `Type: message`."""
-    error = sys.exc_info()[1]
-    return f"{type(error).__name__}: {error}"
 
 
 def _defer(storage: Storage, key: str, error: Exception) -> dict[str, Any]:
