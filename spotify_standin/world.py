@@ -94,6 +94,45 @@ class Episode:
 
 
 @dataclass(frozen=True)
+class Audiobook:
+    id: str
+    name: str
+    author: str
+
+
+@dataclass(frozen=True)
+class Chapter:
+    id: str
+    name: str
+    audiobook_id: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A stream only Spotify's data export knows: older than the API's newest 50, or one the API
+    never serves (skips, incognito sessions, podcasts, audiobooks). `ended_at` is when it stopped.
+
+    `item` is a track, episode or chapter id; an id the catalogue no longer has (then `names`,
+    track, artist and album as the export spells them, say what it was); or None, a stream
+    Spotify kept no metadata for.
+    """
+
+    item: str | None
+    ended_at: datetime
+    ms_played: int
+    reason_start: str = "trackdone"
+    reason_end: str = "trackdone"
+    shuffle: bool = False
+    skipped: bool | None = False  # None: exports before ~2018 did not record skips
+    offline: bool = False
+    incognito: bool = False
+    platform: str = "android"
+    conn_country: str = "DE"
+    names: tuple[str, str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Play:
     """One play in a user's history. `visible_at` later than `played_at` makes it arrive late."""
 
@@ -179,6 +218,8 @@ class User:
     plays: list[Play] = field(default_factory=list)
     saves: list[Save] = field(default_factory=list)
     rankings: list[TopRanking] = field(default_factory=list)
+    # What only the data export knows (`spotify_standin.export`); the API never serves these.
+    streams: list[Stream] = field(default_factory=list)
 
     def add_play(
         self,
@@ -236,10 +277,22 @@ class World:
     local_files: dict[str, LocalFile] = field(default_factory=dict)
     shows: dict[str, Show] = field(default_factory=dict)
     episodes: dict[str, Episode] = field(default_factory=dict)
+    audiobooks: dict[str, Audiobook] = field(default_factory=dict)
+    chapters: dict[str, Chapter] = field(default_factory=dict)
     playlists: dict[str, Playlist] = field(default_factory=dict)
 
     def add(
-        self, *things: Artist | Album | Track | LocalFile | Show | Episode | Playlist | User
+        self,
+        *things: Artist
+        | Album
+        | Track
+        | LocalFile
+        | Show
+        | Episode
+        | Audiobook
+        | Chapter
+        | Playlist
+        | User,
     ) -> None:
         """Register catalogue items, playlists and users under their ids."""
         registry: dict[type, dict] = {
@@ -248,6 +301,8 @@ class World:
             Track: self.tracks,
             Show: self.shows,
             Episode: self.episodes,
+            Audiobook: self.audiobooks,
+            Chapter: self.chapters,
             Playlist: self.playlists,
             User: self.users,
         }

@@ -288,6 +288,31 @@ def test_client_credentials_read_catalogue_and_metadata_only(standin: StandIn) -
     assert get(standin, "artists/not-an-id", token).status_code == 400
 
 
+def test_a_track_by_id_answers_by_the_2026_rules(standin: StandIn) -> None:
+    """`GET /tracks/{id}`, one id a call, as the `tracks` enrichment asks it (with a user's token)
+    and as an app token may: the full track without the fields Spotify dropped; 404 for a
+    well-formed id Spotify does not have, 400 for a malformed one (as `/artists/{id}`)."""
+    world = standin.world
+    track = next(t for t in world.tracks.values() if t.isrc and len(t.artist_ids) > 1)
+    for token in (token_for(standin), token_for(standin, None)):
+        body = get(standin, f"tracks/{track.id}", token).json()  # checked against the document
+        assert (body["type"], body["id"], body["name"]) == ("track", track.id, track.name)
+        assert body["album"]["id"] == track.album_id
+        assert [a["id"] for a in body["artists"]] == list(track.artist_ids)  # credit order
+        assert body["external_ids"] == {"isrc": track.isrc}
+        dropped = {"popularity", "available_markets", "followers", "label"}
+        assert not dropped & set(body) and not dropped & set(body["album"])
+        unknown = get(standin, "tracks/" + spotify_id("removed from Spotify"), token)
+        assert unknown.status_code == 404 and unknown.json()["error"]["status"] == 404
+        assert get(standin, "tracks/not-an-id", token).status_code == 400
+        assert get(standin, "artists/" + spotify_id("no such artist"), token).status_code == 404
+    sp = user_client(standin)
+    assert sp.track(track.id)["album"]["id"] == track.album_id
+    with pytest.raises(spotipy.SpotifyException) as missing:
+        sp.track(spotify_id("removed from Spotify"))
+    assert missing.value.http_status == 404
+
+
 # --- refused endpoints and parameters -----------------------------------------------------------
 
 
