@@ -43,6 +43,10 @@ class Config:
     # long an artist's genres count as fresh.
     artist_budget: int = 100
     artist_ttl_days: int = 30
+    # Track enrichment (contract §8): `/tracks/{id}` calls per run for tracks known only from a
+    # history export (their album and credits); the rest wait for the next run. Lowest priority:
+    # it spends only what the day's budget has left after everything else.
+    track_budget: int = 200
     # Web API calls a UTC day, all users and datasets together (contract §9): the Spotify app's
     # quota is shared by everything that uses it, and past it Spotify locks the app out for hours.
     spotify_daily_budget: int = 800
@@ -106,9 +110,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         history_poll_minutes=int(env.get("HISTORY_POLL_MINUTES") or Config.history_poll_minutes),
         artist_budget=int(env.get("ARTIST_BUDGET") or Config.artist_budget),
         artist_ttl_days=int(env.get("ARTIST_TTL_DAYS") or Config.artist_ttl_days),
-        spotify_daily_budget=int(
-            env.get("SPOTIFY_DAILY_BUDGET") or Config.spotify_daily_budget
-        ),
+        track_budget=int(env.get("TRACK_BUDGET") or Config.track_budget),
+        spotify_daily_budget=int(env.get("SPOTIFY_DAILY_BUDGET") or Config.spotify_daily_budget),
         freshness_metric=(env.get("FRESHNESS_METRIC") or "").lower() in {"1", "on", "true"},
     )
 

@@ -2,8 +2,8 @@
 
 Everything else derives from this table: the schedules in `app.py` (`scheduled`), the runner's
 order and its per-user / once-per-run split, the validation of `POST /runs` and of the CLI's
-`--datasets`, the transform's check of raw keys, and which raw objects the genre enrichment
-scans for credited artists (`crediting`).
+`--datasets`, the transform's check of raw keys, and which raw objects the enrichments scan
+(`crediting`: the answers that carry track objects and credit artists).
 """
 
 from __future__ import annotations
@@ -46,13 +46,19 @@ REGISTRY: dict[str, Dataset] = {
         Dataset("playlists", "playlists", DAILY, DAILY_SNAPSHOTS, credits_artists=True),
         Dataset("top_items", "top_items", DAILY, DAILY_SNAPSHOTS, credits_artists=True),
         Dataset("saved_tracks", "saved_tracks", DAILY, DAILY_SNAPSHOTS, credits_artists=True),
-        Dataset(
-            "artists", "artists", DAILY, ENRICHMENT, credits_artists=False, per_user=False
-        ),
+        Dataset("artists", "artists", DAILY, ENRICHMENT, credits_artists=False, per_user=False),
+        # Last: tracks known only from a history export. Its answers credit artists too.
+        Dataset("tracks", "tracks", DAILY, ENRICHMENT, credits_artists=True, per_user=False),
     )
 }
 
 NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+# Raw objects that no extraction run writes: each file of a history export (contract §8),
+# landed by `spotify-etl import-history` and transformed like any other raw object.
+HISTORY_EXPORT = "history_export"
+# Every dataset a raw key may name.
+RAW_DATASETS: tuple[str, ...] = (*NAMES, HISTORY_EXPORT)
 
 
 def scheduled(group: str) -> tuple[str, ...]:
@@ -61,7 +67,8 @@ def scheduled(group: str) -> tuple[str, ...]:
 
 
 def crediting() -> tuple[str, ...]:
-    """Datasets whose raw objects credit artists (what genre enrichment scans)."""
+    """Datasets whose raw objects carry tracks and credit artists: what the genre enrichment
+    scans for artists, and the track enrichment for tracks already described."""
     return tuple(name for name, dataset in REGISTRY.items() if dataset.credits_artists)
 
 

@@ -7,7 +7,7 @@ import re
 import secrets
 import urllib.parse
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 RAW_PREFIX = "raw/"
@@ -16,6 +16,9 @@ CURATED_PREFIX = "curated/"
 QUARANTINE_PREFIX = "quarantine/"
 STATE_PREFIX = "state/"
 RUNS_PREFIX = "runs/"
+
+# A play more than this past its run's `run_at` is no real play: clocks disagree, not by a day.
+FUTURE_SLACK = timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ EXTRACT_STATE = (
     "state/saved_tracks/",
     "state/playlists/",
     "state/artists/",
+    "state/tracks/",
     "state/tokens/",
     "state/users/",
     "state/quota/",

@@ -449,6 +449,9 @@ STRING_COLUMNS = {
     "user_id", "track_id", "context_type", "context_uri", "playlist_id", "name", "owner_id",
     "snapshot_id", "item_type", "item_id", "item_name", "added_by", "time_range", "album_id",
     "isrc", "artist_id", "album_type", "release_date", "release_date_precision",
+    "source", "episode_id", "reason_start", "reason_end", "platform", "conn_country",
+    "track_name", "artist_name", "album_name", "episode_name", "show_name", "import_id",
+    "file_name", "format", "run_id",
 }  # fmt: skip
 INT_COLUMNS = {
     "item_count", "position", "rank", "disc_number", "track_number", "artist_position",
@@ -465,10 +468,18 @@ def contract_type(column: str) -> Any:
         return pa.int32()
     known = {
         "duration_ms": pa.int64(),
-        "played_at": pa.timestamp("ms", tz="UTC"),
+        "ms_played": pa.int64(),
+        "rows": pa.int32(),
+        **dict.fromkeys(
+            ("played_at", "gap_from", "gap_to", "first_ts", "last_ts"), pa.timestamp("ms", tz="UTC")
+        ),
         "added_at": pa.timestamp("ms", tz="UTC"),
         "genres": pa.list_(pa.string()),
-        **dict.fromkeys(("collaborative", "public", "items_readable", "explicit"), pa.bool_()),
+        **dict.fromkeys(
+            ("collaborative", "public", "items_readable", "explicit", "skipped", "shuffle",
+             "offline", "incognito"),
+            pa.bool_(),
+        ),
     }
     return known.get(column)  # None: a column the contract does not have
 

@@ -75,10 +75,24 @@ def test_run_ids_sort_by_time_and_timestamps_round_trip() -> None:
 
 def test_table_definitions_match_the_contract() -> None:
     assert set(TABLES) == {
-        "plays", "playlists", "playlist_items", "top_items", "saved_tracks",
-        "tracks", "track_artists", "albums", "artists",
+        "plays", "history_gaps", "imports", "playlists", "playlist_items", "top_items",
+        "saved_tracks", "tracks", "track_artists", "albums", "artists",
     }  # fmt: skip
+    assert TABLES["plays"].column_names == [
+        "user_id", "played_at", "track_id", "context_type", "context_uri", "source", "item_type",
+        "episode_id", "ms_played", "reason_start", "reason_end", "skipped", "shuffle", "offline",
+        "incognito", "platform", "conn_country", "track_name", "artist_name", "album_name",
+        "episode_name", "show_name",
+    ]  # fmt: skip
+    assert TABLES["history_gaps"].column_names == ["user_id", "gap_from", "gap_to", "run_id"]
+    assert TABLES["imports"].column_names == [
+        "user_id", "import_id", "file_name", "format", "rows", "first_ts", "last_ts",
+    ]  # fmt: skip
+    assert (TABLES["history_gaps"].partition.name, TABLES["imports"].partition.name) == (
+        "detected_date", "import_date",
+    )  # fmt: skip
     plays = arrow_schema(TABLES["plays"])
+    assert str(plays.field("ms_played").type) == "int64"
     assert str(plays.field("played_at").type) == "timestamp[ms, tz=UTC]"
     assert "played_date" not in plays.names  # the partition lives in the path
     assert {"Name": "genres", "Type": "array<string>"} in glue_columns(TABLES["artists"])

@@ -35,6 +35,7 @@ from chalicelib.services import Services
 from chalicelib.transform import handler as transform
 from spotify_etl import configure
 from spotify_standin import DEMO_USER, FRIEND_USER, StandIn, demo_world
+from tests import transform_fixtures as fx
 from tests.extract_helpers import START
 
 REGION, ACCOUNT = "us-east-1", "123456789012"  # moto's default account
@@ -314,6 +315,13 @@ def test_the_extraction_role_cannot_read_the_signing_key_nor_rewrite_raw() -> No
 def test_the_transform_role_allows_what_the_transform_does(aws: None, standin: StandIn) -> None:
     raw_keys = sorted(s3_keys(extract_everything(standin).calls, "s3:PutObject"))
     raw_keys = [k for k in raw_keys if k.startswith("raw/")]
+    # A user's `import-history` (their own credentials) lands account data: names, no ids, so
+    # its transform also reads the curated dimensions to find the tracks.
+    account = [{"endTime": "2026-01-01 10:00", "artistName": "A", "trackName": "T", "msPlayed": 1}]
+    importer = Services(Config(lake_uri=f"s3://{BUCKET}", aws_region=REGION))
+    raw_keys += [fx.put_raw(importer.storage, fx.export_envelope(
+        "2026-11-20T12:00:00Z", "StreamingHistory_music_0.json", account, format_="account"
+    ))]  # fmt: skip
     services, recorder = role(standin)
     # An S3 event for one object, then reconcile while curated writes keep failing (the
     # objects are deferred: markers dropped, the cursor lowered), then a reconcile that works.
@@ -328,6 +336,7 @@ def test_the_transform_role_allows_what_the_transform_does(aws: None, standin: S
     assert refused(POLICIES["transform"], calls) == []
     assert {k.split("/")[0] for k in s3_keys(calls, "s3:PutObject")} >= {"curated", "runs", "state"}
     assert s3_keys(calls, "s3:DeleteObject")  # the deferral dropped markers
+    assert any(k.startswith("curated/tracks/") for k in s3_keys(calls, "s3:GetObject"))
     assert not [c for c in calls if c.action.startswith("ssm:")]
 
 

@@ -46,6 +46,7 @@ def every_dataset() -> list[dict[str, Any]]:
                 fx.play(fx.LOCAL, f"{DAY}T05:05:00Z"),
                 fx.play(fx.T2, "2026-03-01T23:50:00Z"),
             ],
+            watermark="2026-03-01T20:00:00.000Z",
         ),
         fx.playlists_envelope(
             f"{DAY}T06:00:00Z",
@@ -58,6 +59,10 @@ def every_dataset() -> list[dict[str, Any]]:
         fx.top_envelope(f"{DAY}T06:00:00Z"),
         fx.saved_envelope(f"{DAY}T06:00:00Z", [fx.saved(fx.T3, f"{DAY}T01:00:00Z")], None),
         fx.artists_envelope(f"{DAY}T06:00:00Z"),
+        fx.export_envelope(
+            f"{DAY}T07:00:00Z", "Streaming_History_Audio_2026_0.json",
+            [fx.extended_row("2026-02-27T10:00:00Z", "t9")],
+        ),
     ]
 
 
@@ -117,6 +122,7 @@ def test_every_table_has_the_declared_schema_and_reads_back_with_duckdb(lake: Se
         "'LAKE/curated/plays/*/*.parquet', hive_partitioning=true) ORDER BY played_at",
     )
     assert [(str(d), p.isoformat(), t) for d, p, t in plays] == [
+        ("2026-02-27", "2026-02-27T10:00:00+00:00", "t9"),
         ("2026-03-01", "2026-03-01T23:50:00+00:00", "t2"),
         ("2026-03-02", "2026-03-02T05:00:00.250000+00:00", "t1"),
         ("2026-03-02", "2026-03-02T05:05:00+00:00", None),

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib.transform.objects import ShapeError
+from chalicelib.transform.plays import API_DEFAULTS
 from chalicelib.transform.raw import read_envelope
 from chalicelib.transform.rows import envelope_rows
 from tests import transform_fixtures as fx
@@ -32,7 +33,11 @@ def test_plays_keyed_by_played_at_with_utc_date_and_local_files() -> None:
             fx.play(fx.T2, "not a time"),  # no key: dropped, not an error
         ],
     )
-    plays = rows_of(env)["plays"]
+    plays = [
+        {k: v for k, v in row.items() if k not in API_DEFAULTS} | {"source": row["source"]}
+        for row in rows_of(env)["plays"]
+    ]
+    assert all(row["source"] == "api" for row in plays)
     assert plays == [
         {
             "user_id": "alice",
@@ -40,6 +45,7 @@ def test_plays_keyed_by_played_at_with_utc_date_and_local_files() -> None:
             "track_id": "t1",
             "context_type": "playlist",
             "context_uri": "spotify:playlist:pl1",
+            "source": "api",
             "played_date": "2026-03-01",
         },
         {
@@ -48,6 +54,7 @@ def test_plays_keyed_by_played_at_with_utc_date_and_local_files() -> None:
             "track_id": None,
             "context_type": None,
             "context_uri": None,
+            "source": "api",
             "played_date": "2026-03-02",
         },
         {
@@ -56,6 +63,7 @@ def test_plays_keyed_by_played_at_with_utc_date_and_local_files() -> None:
             "track_id": None,
             "context_type": None,
             "context_uri": None,
+            "source": "api",
             "played_date": "2026-03-02",
         },
     ]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -101,3 +103,62 @@ def test_s3_quarantine_and_reconcile(s3_lake: tuple[Any, str, Services]) -> None
     assert "not gzip" in get_json(lake.storage, layout.quarantine_key(bad))["reason"]
     assert get_json(lake.storage, layout.marker_key(good))["rows"]["top_items"] == 5
     assert handler.reconcile(lake.storage) == {"objects": 0}
+
+
+def test_an_import_into_a_deployed_lake_is_transformed_by_the_s3_events(
+    s3_lake: tuple[Any, str, Services],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`import-history` with LAKE_URI=s3://… lands the files; the transform Lambda, invoked by
+    their S3 events (here concurrently, with a poll of the same day), does the rest."""
+    from spotify_etl import import_history
+    from spotify_etl.cli import main
+
+    app, bucket, lake = s3_lake
+    monkeypatch.setenv("LAKE_URI", f"s3://{bucket}")  # the user's shell, naming the stage's lake
+    first = tmp_path / "Streaming_History_Audio_2026_0.json"
+    row = fx.extended_row(f"{DAY}T10:03:20Z", "t1", ip_addr="198.51.100.7")
+    first.write_text(json.dumps([row]))
+    second = tmp_path / "Streaming_History_Audio_2026_1.json"
+    second.write_text(json.dumps([fx.extended_row(f"{DAY}T11:00:00Z", "t2")]))
+    argv = ["import-history", str(first), str(second), "--user", "alice", "--wait", "0"]
+    assert main(argv) == 0
+    assert "landed, transform pending" in capsys.readouterr().out
+    keys = sorted(lake.storage.list("raw/history_export/"))
+    assert len(keys) == 2 and b"198.51.100.7" not in b"".join(
+        gzip.decompress(lake.storage.get(key).data) for key in keys
+    )
+    played = [fx.play(fx.T1, f"{DAY}T10:00:00.250Z")]
+    poll = fx.put_raw(lake.storage, fx.plays_envelope(f"{DAY}T12:00:00Z", played))
+    with Client(app, stage_name="dev", project_dir=str(PROJECT)) as client:
+        threads = [
+            threading.Thread(
+                target=client.lambda_.invoke,
+                args=("transform", client.events.generate_s3_event(bucket=bucket, key=key)),
+            )
+            for key in [*keys, poll]
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    landed = [
+        import_history.Landed(import_history.ExportFile(k, "extended", [], ""), k, already=False)
+        for k in keys
+    ]
+    import_history.await_markers(lake.storage, landed, print, wait_seconds=0)
+    assert all(item.marker["status"] == "done" for item in landed)
+    plays, metadata = parquet_io.decode(
+        lake.storage.get(layout.curated_key("plays", "played_date", DAY, "alice")).data
+    )
+    assert [(layout.iso(p["played_at"]), p["source"]) for p in plays] == [
+        (f"{DAY}T10:00:00.250Z", "both"),
+        (f"{DAY}T11:00:00.000Z", "export"),
+    ]
+    assert json.loads(metadata["matched_ts"]) == {f"{DAY}T10:00:00.250Z": f"{DAY}T10:03:20.000Z"}
+    # Concurrent test-client calls leave the stage's variables behind: the user's shell again.
+    monkeypatch.setenv("LAKE_URI", f"s3://{bucket}")
+    assert main(argv) == 0  # the same files again, the same day: nothing written
+    assert capsys.readouterr().out.count("already imported today") == 2

@@ -278,6 +278,58 @@ def envelope(
     return {"meta": meta, "responses": responses}
 
 
+def export_envelope(
+    import_at: str,
+    file_name: str,
+    rows: list[Any],
+    *,
+    user_id: str = "alice",
+    import_id: str = "imp0001",
+    format_: str = "extended",
+) -> Json:
+    """A history export file as `spotify-etl import-history` lands it (contract §8)."""
+    stem = file_name.rsplit("/", 1)[-1].removesuffix(".json")
+    return envelope(
+        "history_export",
+        user_id,
+        import_at,
+        [answer(f"export:{file_name}", rows)],
+        run_id=f"{import_id}-{stem}",
+        import_id=import_id,
+        file_name=file_name,
+        format=format_,
+    )
+
+
+def extended_row(ts: str, track_id: str | None, ms_played: int = 200_000, **fields: Any) -> Json:
+    """One row of extended streaming history, every field Spotify sends (network ones dropped)."""
+    return {
+        "ts": ts,
+        "platform": "android",
+        "ms_played": ms_played,
+        "conn_country": "SE",
+        "master_metadata_track_name": fields.pop("track_name", f"Track {track_id}"),
+        "master_metadata_album_artist_name": fields.pop("artist_name", "Some Artist"),
+        "master_metadata_album_album_name": fields.pop("album_name", "Some Album"),
+        "spotify_track_uri": f"spotify:track:{track_id}" if track_id else None,
+        "episode_name": None,
+        "episode_show_name": None,
+        "spotify_episode_uri": None,
+        "audiobook_title": None,
+        "audiobook_uri": None,
+        "audiobook_chapter_uri": None,
+        "audiobook_chapter_title": None,
+        "reason_start": "trackdone",
+        "reason_end": "trackdone",
+        "shuffle": False,
+        "skipped": False,
+        "offline": False,
+        "offline_timestamp": None,
+        "incognito_mode": False,
+        **fields,
+    }
+
+
 def raw_key_of(env: Json) -> str:
     meta = env["meta"]
     return layout.raw_key(

@@ -23,6 +23,8 @@ class Settings:
     artist_ttl: timedelta = timedelta(days=30)
     artist_jitter: float = 0.2  # an artist's TTL is lengthened by up to this fraction
     artist_claim: timedelta = timedelta(minutes=15)  # how long a run may hold artists it fetches
+    track_budget: int = 200  # /tracks/{id} calls per run, for tracks known only from an export
+    track_claim: timedelta = timedelta(minutes=15)  # how long a run may hold tracks it fetches
     page_limit: int = 50
 
     @classmethod
@@ -30,6 +32,7 @@ class Settings:
         return cls(
             artist_budget=config.artist_budget,
             artist_ttl=timedelta(days=config.artist_ttl_days),
+            track_budget=config.track_budget,
         )
 
 

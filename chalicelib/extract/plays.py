@@ -19,12 +19,12 @@ from typing import Any
 
 from chalicelib import layout
 from chalicelib.extract.dataset import Fetch, Fetched
-from chalicelib.storage import get_json, update_json
+from chalicelib.storage import Storage, get_json, update_json
 
 LIMIT = 50
 GAP_DAYS = 30  # how long a possible gap is remembered for `GET /health`
 MAX_GAPS = 100
-FUTURE_SLACK = timedelta(days=1)  # clocks disagree; a play a day ahead is no real play
+FUTURE_SLACK = layout.FUTURE_SLACK
 
 
 def state_key(user_id: str) -> str:
@@ -74,18 +74,40 @@ def gap_warnings(watermark: str | None, played: list[str]) -> list[dict[str, Any
     return [{"type": "possible_gap", "from": watermark, "to": layout.iso(oldest)}]
 
 
-
 def open_gaps(doc: dict[str, Any] | None, now: datetime) -> list[dict[str, Any]]:
-    """The possible gaps recorded in a plays state document within `GAP_DAYS` of `now`.
-
-    Nothing closes a gap yet but time: a history export import (contract §8) would.
-    """
+    """The possible gaps recorded in a plays state document within `GAP_DAYS` of `now`, but
+    those an imported export file covers (`remember_import`, contract §8)."""
     since = layout.utc(now) - timedelta(days=GAP_DAYS)
+    imported = [
+        (layout.parse_iso(window["first_ts"]), layout.parse_iso(window["last_ts"]))
+        for window in (doc or {}).get("imported") or []
+    ]
     return [
         gap
         for gap in (doc or {}).get("gaps") or []
         if layout.parse_iso(gap.get("seen_at") or gap["to"]) >= since
+        and not any(
+            first <= layout.parse_iso(gap["from"]) and last >= layout.parse_iso(gap["to"])
+            for first, last in imported
+        )
     ]
+
+
+def remember_import(storage: Storage, user_id: str, windows: list[tuple[str, str]]) -> None:
+    """Record the spans imported export files cover (`first_ts`, `last_ts` of each): a possible
+    gap inside one is closed. Only the newest `MAX_GAPS` spans are kept, like the gaps."""
+
+    def add(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+        doc = dict(doc or {})
+        known = doc.get("imported") or []
+        spans = {(w["first_ts"], w["last_ts"]) for w in known}
+        fresh = [{"first_ts": a, "last_ts": b} for a, b in windows if (a, b) not in spans]
+        if not fresh:
+            return None
+        doc["imported"] = sorted(known + fresh, key=lambda w: w["last_ts"])[-MAX_GAPS:]
+        return doc
+
+    update_json(storage, state_key(user_id), add)
 
 
 def _raise_watermark(

@@ -228,9 +228,7 @@ class _Run:
             failure = SpotifyCallError("dataset_error", _describe(error))
         return users_module.connected_users(self.services, store, None), failure
 
-    def _user_datasets(
-        self, user_id: str, client: SpotifyClient, datasets: list[Dataset]
-    ) -> None:
+    def _user_datasets(self, user_id: str, client: SpotifyClient, datasets: list[Dataset]) -> None:
         for dataset in datasets:
             refused = self._token_refused(user_id)
             if refused is not None:

@@ -54,7 +54,6 @@ def fetch(job: Fetch) -> Fetched:
     )
 
 
-
 def _newer(stamp: str, known_until: str | None) -> bool:
     return known_until is None or layout.parse_iso(stamp) > layout.parse_iso(known_until)
 

@@ -11,13 +11,15 @@ where it is. A value that does not fit its column costs that value (or its row),
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import layout
+from chalicelib import datasets, layout
 from chalicelib.storage import Storage, TransientStorageError, is_transient, retry_transient
-from chalicelib.transform import fit, markers, rows, writer
+from chalicelib.transform import export_rows, fit, markers, rows, writer
 from chalicelib.transform import reconcile as redrive
+from chalicelib.transform.known_tracks import KnownTracks
 from chalicelib.transform.objects import Row
 from chalicelib.transform.raw import Answer, Envelope, Run, UnreadableRaw, read_envelope
 
@@ -63,9 +65,16 @@ def transform_objects(
     pending: dict[str, _Read] = {}
     pending_rows = 0
     borrowed = _BorrowedPages(storage)
+    known = KnownTracks(storage)
     for key in dict.fromkeys(keys):
+        if _is_export(key) and pending:
+            # An account-data export resolves tracks by name against `curated/`: what the batch
+            # read so far must be written (and the names read again) before.
+            outcomes |= _write(storage, pending, defer_transient)
+            pending, pending_rows = {}, 0
+            known.forget()
         try:
-            read = _read(storage, key, borrowed)
+            read = _read(storage, key, borrowed, known)
         except TransientStorageError as error:
             if not defer_transient:
                 raise
@@ -94,8 +103,11 @@ def _write(
     """
     if not pending:
         return {}
+    # An export file transformed alone (its S3 event, the import command) reports what became
+    # of its rows; in a batch the counts could not be told apart by file.
+    fates = Counter[str]() if len(pending) == 1 and _is_export(next(iter(pending))) else None
     try:
-        _write_tables(storage, pending.values())
+        _write_tables(storage, pending.values(), fates)
     except TransientStorageError as error:
         if not defer_transient:
             raise
@@ -113,25 +125,37 @@ def _write(
     written = {}
     for key, read in pending.items():
         counts = {table: len(table_rows) for table, table_rows in sorted(read.tables.items())}
+        plays = None if fates is None else {f: fates[f] for f in ("new", "matched", "duplicate")}
         written[key] = retry_transient(
-            lambda k=key, r=read, c=counts: _finish(storage, k, r, c), what=f"marker of {key}"
+            lambda k=key, r=read, c=counts, p=plays: _finish(storage, k, r, c, p),
+            what=f"marker of {key}",
         )
     return written
 
 
-def _finish(storage: Storage, key: str, read: _Read, counts: dict[str, int]) -> dict[str, Any]:
+def _finish(
+    storage: Storage, key: str, read: _Read, counts: dict[str, int], plays: dict[str, int] | None
+) -> dict[str, Any]:
     """Report the values `key` gave up (if any), then mark it done."""
     if read.issues:
         markers.report_values(storage, key, [issue.as_dict() for issue in read.issues])
     return markers.write_marker(
-        storage, key, markers.DONE, rows=counts, values_quarantined=len(read.issues)
+        storage, key, markers.DONE, rows=counts, values_quarantined=len(read.issues), plays=plays
     )
 
 
-def _write_tables(storage: Storage, batch: Any) -> None:
-    """`writer.write_tables`, retried as a whole on transient errors (the merge is idempotent)."""
+def _write_tables(storage: Storage, batch: Any, fates: Counter[str] | None = None) -> None:
+    """`writer.write_tables`, retried as a whole on transient errors (the merge is idempotent;
+    `fates` counts the last, successful attempt only)."""
     batch = [(read.run, read.tables) for read in batch]
-    retry_transient(lambda: writer.write_tables(storage, batch), what="writing curated files")
+
+    def attempt() -> None:
+        counted = Counter[str]()
+        writer.write_tables(storage, batch, counted)
+        if fates is not None:
+            fates.update(counted)
+
+    retry_transient(attempt, what="writing curated files")
 
 
 def _defer(storage: Storage, key: str, error: Exception) -> dict[str, Any]:
@@ -166,7 +190,8 @@ def reprocess(storage: Storage, progress: redrive.Progress | None = None) -> dic
     object costs only itself; one storage keeps failing on is left to the next reconcile.
     """
     deleted = redrive.clear_derived(storage)
-    keys = list(storage.list(layout.RAW_PREFIX))
+    # Exports last: their account-data rows find tracks by the names the API objects bring.
+    keys = sorted(storage.list(layout.RAW_PREFIX), key=lambda key: (_is_export(key), key))
     summary = redrive.redrive(
         keys,
         lambda batch: transform_objects(storage, batch, defer_transient=True),
@@ -176,7 +201,13 @@ def reprocess(storage: Storage, progress: redrive.Progress | None = None) -> dic
     return {"deleted": deleted, **summary}
 
 
-def _read(storage: Storage, key: str, borrowed: _BorrowedPages) -> _Read | dict[str, Any]:
+def _is_export(key: str) -> bool:
+    return key.startswith(f"{layout.RAW_PREFIX}{datasets.HISTORY_EXPORT}/")
+
+
+def _read(
+    storage: Storage, key: str, borrowed: _BorrowedPages, known: KnownTracks
+) -> _Read | dict[str, Any]:
     """The run and rows of raw object `key`, or the marker saying why there are none.
 
     Storage errors that say "try again" are retried, then raised: never quarantined.
@@ -188,8 +219,11 @@ def _read(storage: Storage, key: str, borrowed: _BorrowedPages) -> _Read | dict[
         return {"raw_key": key, "status": "missing"}
     try:
         envelope = read_envelope(key, blob.data)
-        reused = borrowed.envelopes(envelope)
-        tables, issues = rows.envelope_rows_reported(envelope, reused)
+        if envelope.run.dataset == datasets.HISTORY_EXPORT:
+            tables, issues = export_rows.export_rows(envelope, known.resolve)
+        else:
+            reused = borrowed.envelopes(envelope)
+            tables, issues = rows.envelope_rows_reported(envelope, reused)
         fitted, unfit = fit.fit_tables(tables)
         return _Read(envelope.run, fitted, [*issues, *unfit])
     except UnreadableRaw as error:

@@ -24,11 +24,13 @@ def write_marker(
     reason: str | None = None,
     rows: dict[str, int] | None = None,
     values_quarantined: int = 0,
+    plays: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Write (or rewrite: a re-drive may finish twice) the marker of `raw_key`; return it.
 
     `values_quarantined` counts the values (or rows) a `done` object gave up; the report in
-    `quarantine/` (`values_report_key`) says which.
+    `quarantine/` (`values_report_key`) says which. `plays` says what became of a history export
+    file's rows (`new`, `matched`, `duplicate`) when it was transformed alone.
     """
     marker = {
         "raw_key": raw_key,
@@ -39,6 +41,8 @@ def write_marker(
     }
     if values_quarantined:
         marker["values_quarantined"] = values_quarantined
+    if plays is not None:
+        marker["plays"] = plays
     storage.put(layout.marker_key(raw_key), dump_json(marker), content_type="application/json")
     return marker
 

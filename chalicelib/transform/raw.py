@@ -57,7 +57,7 @@ def read_envelope(key: str, data: bytes) -> Envelope:
     parsed_key = layout.parse_raw_key(key)
     if parsed_key is None:
         raise UnreadableRaw("key is not raw/<dataset>/date=<date>/user=<user>/<run>.json.gz")
-    if parsed_key.dataset not in datasets.NAMES:
+    if parsed_key.dataset not in datasets.RAW_DATASETS:
         raise UnreadableRaw(f"unknown dataset {parsed_key.dataset!r}")
     try:
         document = json.loads(gzip.decompress(data))
@@ -79,7 +79,7 @@ def _envelope(document: Any) -> Envelope:
     for name in ("user_id", "dataset", "run_id", "run_at"):
         if not isinstance(meta.get(name), str) or not meta[name]:
             raise UnreadableRaw(f"wrong shape: meta.{name} is missing")
-    if meta["dataset"] not in datasets.NAMES:
+    if meta["dataset"] not in datasets.RAW_DATASETS:
         raise UnreadableRaw(f"unknown dataset {meta['dataset']!r}")
     run_at = layout.try_parse_iso(meta["run_at"])
     if run_at is None:

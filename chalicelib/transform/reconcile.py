@@ -48,7 +48,7 @@ def pending_raw_keys(storage: Storage) -> tuple[list[str], str | None]:
         return _unmarked(storage, storage.list(layout.RAW_PREFIX), storage.list(MARKER_PREFIX))
     pending: list[str] = []
     newest: str | None = None
-    for dataset in datasets.NAMES:
+    for dataset in datasets.RAW_DATASETS:
         raw_prefix = f"{layout.RAW_PREFIX}{dataset}/"
         marker_prefix = f"{MARKER_PREFIX}{dataset}/"
         # `…/date=<low>` sorts just before every key of that date: the listing starts there.

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib import layout
 from chalicelib.tables import TABLES
 from chalicelib.transform import objects
 from chalicelib.transform.fit import NULLED, ROW_DROPPED, Issue
 from chalicelib.transform.merge import SNAPSHOT_TABLES, dedupe
 from chalicelib.transform.objects import Row, ShapeError, mapping, object_list
+from chalicelib.transform.plays import API_DEFAULTS
 from chalicelib.transform.raw import Answer, Envelope, Run
 
 # What a dataset that stopped part-way (a 429 past the cap, 5xx retries exhausted) must not
@@ -190,10 +192,37 @@ def _plays(rows: _Rows, body: dict[str, Any]) -> None:
                 "track_id": objects.spotify_id(track),
                 "context_type": objects.text(context.get("type")),
                 "context_uri": objects.text(context.get("uri")),
+                **API_DEFAULTS,
                 "played_date": played_at.date().isoformat(),
             },
         )
         rows.track(track)
+
+
+def _history_gap(rows: _Rows, body: dict[str, Any], meta: dict[str, Any]) -> None:
+    """A `history_gaps` row when the oldest play returned is newer than what the previous poll
+    saw (`meta.watermark`): plays in between may be missing (the API keeps only 50)."""
+    watermark = objects.timestamp(meta.get("watermark"))
+    horizon = rows.run.run_at + layout.FUTURE_SLACK
+    played = [
+        moment
+        for play in object_list(body, "items")
+        if play is not None
+        and (moment := objects.timestamp(play.get("played_at"))) is not None
+        and moment <= horizon
+    ]
+    if watermark is None or not played or min(played) <= watermark:
+        return
+    rows.add(
+        "history_gaps",
+        {
+            "user_id": rows.run.user_id,
+            "gap_from": watermark,
+            "gap_to": min(played),
+            "run_id": rows.run.run_id,
+            "detected_date": rows.snapshot_date,
+        },
+    )
 
 
 def _playlist_rows(run: Run, body: dict[str, Any]) -> list[Row]:
@@ -324,6 +353,7 @@ class _Reading:
 
 def _read_plays(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
     _plays(reading.rows, answer.body)
+    _history_gap(reading.rows, answer.body, reading.meta)
 
 
 def _read_playlists(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
@@ -349,6 +379,11 @@ def _read_artist(reading: _Reading, answer: Answer, match: re.Match[str]) -> Non
     reading.rows.artist(answer.body)
 
 
+def _read_track(reading: _Reading, answer: Answer, match: re.Match[str]) -> None:
+    """A full track object (the `tracks` enrichment): the track, its album, its credits."""
+    reading.rows.track(answer.body)
+
+
 _PLAYLIST_ITEMS = re.compile(r"^playlists/(?P<id>[^/]+)/(?:items|tracks)$")
 
 ROUTES: tuple[tuple[re.Pattern[str], Callable[[_Reading, Answer, re.Match[str]], None]], ...] = (
@@ -359,6 +394,7 @@ ROUTES: tuple[tuple[re.Pattern[str], Callable[[_Reading, Answer, re.Match[str]],
     (re.compile(r"^me/top/(?P<type>artists|tracks)$"), _read_top_items),
     (re.compile(r"^me/tracks$"), _read_saved_tracks),
     (re.compile(r"^artists/(?P<id>[^/]+)$"), _read_artist),
+    (re.compile(r"^tracks/(?P<id>[^/]+)$"), _read_track),
 )
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import json
-from collections import defaultdict
+import random
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from datetime import date, timedelta
 
 from chalicelib import layout
 from chalicelib import storage as storage_module
 from chalicelib.storage import Storage
 from chalicelib.tables import TABLES, Table
-from chalicelib.transform import merge, parquet_io
+from chalicelib.transform import merge, parquet_io, plays
 from chalicelib.transform.objects import Row
 from chalicelib.transform.raw import Run
 
@@ -28,23 +31,119 @@ RUN_AT, RUN_ID, ROW_RUNS = "run_at", "run_id", "row_runs"
 Contribution = tuple[Run, list[Row]]
 
 
-def write_tables(storage: Storage, batch: Iterable[tuple[Run, dict[str, list[Row]]]]) -> list[str]:
+def write_tables(
+    storage: Storage,
+    batch: Iterable[tuple[Run, dict[str, list[Row]]]],
+    fates: Counter[str] | None = None,
+) -> list[str]:
     """Merge the rows of one or more runs into their partition files, each file read and replaced
-    once per batch; returns the keys of the files touched.
+    once per batch; returns the keys of the files touched. `fates` counts what became of the
+    export rows among them (`write_plays`).
 
     The merge is a function of the set of rows (and their runs), so a batch gives the same files
     as its runs one at a time, in any order — reprocess batches for speed.
     """
     files: dict[str, tuple[Table, list[Contribution]]] = {}
+    plays_by_user: dict[str, list[Row]] = defaultdict(list)
     for run, rows_by_table in batch:
         for name, rows in rows_by_table.items():
+            if name == "plays":  # pairs API plays with export rows across days: its own merge
+                for row in rows:
+                    plays_by_user[row["user_id"]].append(row)
+                continue
             table = TABLES[name]
             for (value, file_name), file_rows in _files(table, run, rows).items():
                 key = layout.curated_key(name, table.partition.name, value, file_name)
                 files.setdefault(key, (table, []))[1].append((run, file_rows))
     for key, (table, contributions) in sorted(files.items()):
         storage_module.update(storage, key, _merger(table, contributions))
-    return sorted(files)
+    touched = [
+        key
+        for user_id, rows in sorted(plays_by_user.items())
+        for key in write_plays(storage, user_id, rows, fates)
+    ]
+    return sorted([*files, *touched])
+
+
+def write_plays(
+    storage: Storage,
+    user_id: str,
+    incoming: list[Row],
+    fates: Counter[str] | None = None,
+    attempts: int = 20,
+) -> list[str]:
+    """Merge one user's new plays into the `plays` files of their days and of the days around
+    them (an export row may pair with an API play across midnight), recombining all of them
+    (`transform.plays`); returns the keys of the files rewritten. `fates` counts what became of
+    the incoming export rows (`plays.fate`).
+
+    The files of the window change together: should another writer replace one of them in
+    between, the whole window is read and combined again (the result depends only on the rows).
+    """
+    table = TABLES["plays"]
+    days = {date.fromisoformat(row["played_date"]) for row in incoming}
+    window = sorted({day + timedelta(days=shift) for day in days for shift in (-1, 0, 1)})
+    name = _user_file(user_id)
+    keys = {
+        day.isoformat(): layout.curated_key("plays", "played_date", day.isoformat(), name)
+        for day in window
+    }
+    new_api = [plays.api_row(row) for row in incoming if row["source"] != "export"]
+    new_export = [plays.export_row(row) for row in incoming if row["source"] == "export"]
+    for attempt in range(attempts):
+        current = {day: storage.get(key) for day, key in keys.items()}
+        existing: dict[str, tuple[list[Row], dict[str, str]]] = {}
+        api, export = [], []
+        for day, blob in current.items():
+            if blob is None:
+                continue
+            rows, metadata = parquet_io.decode(blob.data)
+            rows = [{column: row.get(column) for column in table.column_names} for row in rows]
+            existing[day] = (rows, metadata)
+            api_half, export_half = plays.halves(rows, plays.decode_matched(metadata))
+            api += api_half
+            export += export_half
+        combined = plays.combine([*api, *new_api], [*export, *new_export])
+        try:
+            written = _write_days(storage, keys, current, existing, combined)
+        except storage_module.PreconditionFailed:
+            time.sleep(min(0.05 * 2**attempt, 1.0) * random.random())
+            continue
+        if fates is not None:
+            before = {row["played_at"]: row for row in export}
+            fates.update(plays.fate(row, before, combined) for row in new_export)
+        return written
+    raise storage_module.PreconditionFailed(f"plays of {user_id}: gave up after {attempts} races")
+
+
+def _write_days(
+    storage: Storage,
+    keys: dict[str, str],
+    current: dict[str, storage_module.Blob | None],
+    existing: dict[str, tuple[list[Row], dict[str, str]]],
+    combined: plays.Combined,
+) -> list[str]:
+    """Each day's file of the window whose rows changed, written under a conditional write."""
+    table = TABLES["plays"]
+    by_day: dict[str, list[Row]] = defaultdict(list)
+    for row in combined.rows:
+        by_day[row["played_at"].date().isoformat()].append(row)
+    written = []
+    for day, key in keys.items():
+        rows = [{column: row[column] for column in table.column_names} for row in by_day[day]]
+        matched = {moment: ts for moment, ts in combined.matched.items() if moment.startswith(day)}
+        metadata = {plays.MATCHED: plays.encode_matched(matched)} if matched else {}
+        before = existing.get(day)
+        if before == (rows, metadata) or (before is None and not rows):
+            continue  # nothing new for this day: no write
+        data = parquet_io.encode(table, rows, metadata)
+        blob = current[day]
+        if blob is None:
+            storage.put(key, data, if_none_match=True)
+        else:
+            storage.put(key, data, if_match=blob.etag)
+        written.append(key)
+    return written
 
 
 def _files(table: Table, run: Run, rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
