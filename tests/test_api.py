@@ -122,6 +122,7 @@ def test_queries_are_listed_with_their_parameters(api: Api) -> None:
     assert set(by_name) == {
         "daily_listening", "top_artists", "top_tracks", "genres", "listening_clock",
         "playlist_changes", "top_items_movement", "top_albums", "weekday_hour", "discoveries",
+        "top_shows", "skips", "coverage",
     }  # fmt: skip
     limit = next(p for p in by_name["top_artists"]["parameters"] if p["name"] == "limit")
     assert limit["type"] and limit["required"] is False and limit["default"] in (10, "10")

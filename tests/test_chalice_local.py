@@ -54,7 +54,7 @@ def local_api(tmp_path: Path) -> Iterator[str]:
 
 def test_the_api_runs_offline_on_the_bundled_sample(local_api: str) -> None:
     queries = requests.get(f"{local_api}/queries", timeout=5)
-    assert queries.status_code == 200 and len(queries.json()["queries"]) == 10
+    assert queries.status_code == 200 and len(queries.json()["queries"]) == 13
 
     started = requests.post(f"{local_api}/runs", json={"datasets": ["plays"]}, timeout=5)
     assert started.status_code == 202

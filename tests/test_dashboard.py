@@ -433,8 +433,8 @@ def test_the_landed_history_queries_draw_their_charts_on_the_fixture_lake(
     http: Any, lake: Path
 ) -> None:
     """weekday_hour, top_albums and discoveries exist: their charts are drawn from their own
-    answers (the grid, not the clock, for "when you listen"); only the charts whose queries
-    need the history export's columns still wait."""
+    answers (the grid, not the clock, for "when you listen"); every chart of §10 has its query
+    now, so none is listed as not available."""
     params = {**LAKE_RANGE, "tz": "Asia/Kolkata"}
     page = http.get("/dashboard?" + urllib.parse.urlencode(params)).body.decode()
     blocks = spec_blocks(page)
@@ -444,16 +444,57 @@ def test_the_landed_history_queries_draw_their_charts_on_the_fixture_lake(
         ("time_of_day", "weekday_hour", params),
         ("top_albums", "top_albums", {**LAKE_RANGE, "limit": limit}),
         ("discoveries", "discoveries", LAKE_RANGE),
+        ("coverage", "coverage", LAKE_RANGE),
     ]:
         answer = engine.run(name, query_params)
         assert answer["rows"], name
         assert blocks[key]["data"]["values"] == answer["rows"], key
     assert len(blocks["time_of_day"]["data"]["values"]) == 7 * 24
-    waiting = re.search(r'<p id="waiting">(.*?)</p>', page, re.S)
-    assert waiting is not None
-    assert set(re.findall(r"<code>(\w+)</code>", waiting.group(1))) == {
-        "top_shows", "skips", "coverage",
-    }  # fmt: skip
+    assert 'id="waiting"' not in page and "Not available yet" not in page
+    # The API never reports play times or episodes: no skips, no podcasts, and the cards say so.
+    for key in ("skips", "podcasts"):
+        chart = next(c for c in CHARTS if c.key == key)
+        card = re.search(rf'<section[^>]*id="card-{key}".*?</section>', page, re.S)
+        assert key not in blocks and card is not None
+        assert html.escape(chart.empty_text) in card.group(0)
+
+
+# The fixture lake's history export (tests/query_fixtures.py, January 2027).
+EXPORT_RANGE = {"start": "2026-12-31", "end": "2027-01-08"}
+
+
+def test_podcasts_skips_and_coverage_draw_from_their_queries(http: Any, lake: Path) -> None:
+    """On the export's days the three charts of the history queries are drawn, each from its
+    query's own answer; coverage marks the days with open gaps."""
+    page = http.get("/dashboard?" + urllib.parse.urlencode(EXPORT_RANGE)).body.decode()
+    blocks = spec_blocks(page)
+    engine = DuckDBEngine(lake)
+    limit = str(charts.TOP_LIMIT)
+    for key, name, query_params in [
+        ("podcasts", "top_shows", {**EXPORT_RANGE, "limit": limit}),
+        ("skips", "skips", {**EXPORT_RANGE, "limit": limit}),
+        ("coverage", "coverage", EXPORT_RANGE),
+    ]:
+        answer = engine.run(name, query_params)
+        assert answer["rows"], name
+        assert blocks[key]["data"]["values"] == answer["rows"], key
+    coverage = blocks["coverage"]["data"]["values"]
+    assert len(coverage) == 9  # every date of the range, those without plays included
+    gap_days = [row["date"] for row in coverage if row["open_gap_minutes"] > 0]
+    assert gap_days == ["2026-12-31", "2027-01-01", "2027-01-04", "2027-01-05", "2027-01-07"]
+    marked = next(layer for layer in blocks["coverage"]["layer"] if "transform" in layer)
+    assert marked["transform"] == [{"filter": "datum.open_gap_minutes > 0"}]
+    assert [row["show_name"] for row in blocks["podcasts"]["data"]["values"]] == [
+        "The Daily", "Dune", "Radiolab",
+    ]  # fmt: skip
+
+
+def test_coverage_of_days_without_plays_or_gaps_says_so(http: Any) -> None:
+    """coverage answers every date (zeros included): nothing to draw is still nothing."""
+    page = http.get("/dashboard?start=2027-01-02&end=2027-01-03").body.decode()
+    assert "coverage" not in spec_blocks(page)
+    chart = next(c for c in CHARTS if c.key == "coverage")
+    assert html.escape(chart.empty_text) in page
 
 
 BAD_PARAMS = [

@@ -44,6 +44,11 @@ from spotify_etl.bootstrap import stage_config
 from spotify_etl.notebook import Lake, LakeError, LocalTables, lake_for, result_kinds
 
 RANGE = {"start": "2026-03-01", "end": "2026-03-04"}
+# Queries whose rows need the fixture's history export (its plays lie in January 2027).
+EXPORT_RANGE = {"start": "2026-12-31", "end": "2027-02-28"}
+EXPORT_QUERIES = ("skips", "top_shows")
+# The plays columns a history export fills (contract §4), after the API's five.
+EXPORT_COLUMNS = len(TABLES["plays"].columns) - 5
 # Parameters that select data in tests/query_fixtures.py, by parameter name; `start`/`end` and
 # any query added later take generic values from their declarations (see `_params_for`).
 FIXTURE_PARAMS = {
@@ -86,9 +91,10 @@ def _params_for(name: str, *, with_user: bool) -> dict[str, str]:
     if name in FIXTURE_PARAMS:
         return dict(FIXTURE_PARAMS[name])
     params: dict[str, str] = {}
+    dates = EXPORT_RANGE if name in EXPORT_QUERIES else RANGE
     for parameter in get_query(name).parameters:
-        if parameter.name in RANGE:
-            params[parameter.name] = RANGE[parameter.name]
+        if parameter.name in dates:
+            params[parameter.name] = dates[parameter.name]
         elif parameter.name == "user" and (with_user or parameter.required):
             params["user"] = "u1"
         elif parameter.type == "tz":
@@ -164,7 +170,7 @@ def test_columns_are_typed(lake: Lake) -> None:
 
 
 def test_an_empty_answer_keeps_its_columns_and_types(lake: Lake) -> None:
-    frame = lake.query("top_artists", start="2027-01-01", end="2027-01-31")
+    frame = lake.query("top_artists", start="2028-01-01", end="2028-01-31")
     assert frame.empty
     assert list(frame.columns) == ["artist_id", "artist_name", "plays", "minutes"]
     assert [str(t) for t in frame.dtypes] == ["string", "string", "Int64", "float64"]
@@ -275,6 +281,10 @@ def test_table_rows_are_typed_and_filtered_by_user(lake: Lake, lake_dir: Path) -
     ]  # fmt: skip
     assert len(frame) == len(expected) == 4
     assert set(frame["user_id"]) == {"u2"}
+    # u2's 2026 files predate the history export's columns: plays only the API saw.
+    assert set(frame["source"]) == {"api"} and set(frame["item_type"]) == {"track"}
+    assert frame["ms_played"].isna().all()
+    assert str(frame["ms_played"].dtype) == "Int64"
     assert str(frame["played_at"].dtype) == "datetime64[ns, UTC]"
     assert str(frame["played_date"].dtype) == "datetime64[ns]"
     assert str(frame["user_id"].dtype) == "string"
@@ -417,8 +427,9 @@ def test_athena_table_filters_on_the_partition_column(athena: Any, athena_lake: 
         [(c.name, {"string": "varchar"}.get(c.type, c.type))
          for c in TABLES["plays"].all_columns],
         [["u1", "2026-03-02 00:10:00.000", "T1", "playlist", "spotify:playlist:PL1",
-          "2026-03-02"],
-         ["u1", "2026-03-02 12:00:00.000", None, None, None, "2026-03-02"]],
+          *[None] * EXPORT_COLUMNS, "2026-03-02"],
+         ["u1", "2026-03-02 12:00:00.000", None, None, None, *[None] * EXPORT_COLUMNS,
+          "2026-03-02"]],
     )  # fmt: skip
     frame = athena_lake.table("plays", start="2026-03-02", end="2026-03-03", user="u1")
 

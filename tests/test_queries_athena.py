@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+import sqlglot
 from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -27,6 +28,7 @@ from chalicelib.queries import (
     open_engine,
 )
 from chalicelib.queries.athena_engine import AthenaEngine
+from chalicelib.queries.catalog import get_query, list_queries
 from chalicelib.queries.duckdb_engine import DuckDBEngine
 from chalicelib.queries.prepare import prepare
 
@@ -153,6 +155,29 @@ def test_weekday_hour_writes_the_zone_for_athena(athena: Any, backend: Any) -> N
             {**RANGE, "user": "u2"},
             ["'u2'", "'u2'", "'2026-03-01'", "'2026-03-04'", "'2026-03-01'", "'2026-03-04'"],
         ),
+        ("top_shows", {**RANGE, "limit": "3"}, ["'2026-03-01'", "'2026-03-04'", "NULL", "NULL"]),
+        (
+            "skips",
+            {**RANGE, "user": "u1", "limit": "3"},
+            ["'2026-03-01'", "'2026-03-04'", "'u1'", "'u1'"],
+        ),
+        # coverage: its plays, then the dates of the range (twice), then the gaps' user.
+        (
+            "coverage",
+            {**RANGE, "user": "u1"},
+            [
+                "'2026-03-01'",
+                "'2026-03-04'",
+                "'u1'",
+                "'u1'",
+                "'2026-03-04'",
+                "'2026-03-01'",
+                "'2026-03-01'",
+                "'2026-03-04'",
+                "'u1'",
+                "'u1'",
+            ],
+        ),
     ],
 )
 def test_new_queries_bind_their_values_for_athena(
@@ -167,8 +192,30 @@ def test_new_queries_bind_their_values_for_athena(
     assert execution["Query"] == (
         f"-- spotify-etl named query: {name}\n{prepare(name, params, 'athena').sql}"
     )
-    if name == "top_albums":
+    if name in ("top_albums", "top_shows", "skips"):
         assert execution["Query"].rstrip().endswith("LIMIT 3")
+    # Athena binds only in WHERE: no value is written into the text but the limit.
+    assert "2026-03" not in execution["Query"]
+    assert "'u1'" not in execution["Query"] and "'u2'" not in execution["Query"]
+
+
+@pytest.mark.parametrize("name", [q["name"] for q in list_queries()])
+def test_every_query_translates_for_athena_without_duckdb_spellings(name: str) -> None:
+    """The Athena text of every query: macros expanded to Athena's functions, none of DuckDB's
+    (EPOCH, GENERATE_SERIES, TIMEZONE(...), INTERVAL arithmetic) left in it."""
+    samples = {"start": "2026-03-01", "end": "2026-03-04", "date": "2026-03-04", "user": "u1",
+               "playlist": "PL1", "item_type": "artist", "time_range": "short_term"}  # fmt: skip
+    declared = [p.name for p in get_query(name).parameters]
+    sql = prepare(name, {k: v for k, v in samples.items() if k in declared}, "athena").sql
+    sqlglot.parse_one(sql, read="athena")
+    upper = sql.upper()
+    for macro in ("IS_MUSIC", "IS_STREAM", "HOUR_IN_ZONE", "WEEKDAY_IN_ZONE"):
+        assert macro not in upper
+    for duckdb_only in ("EPOCH(", "GENERATE_SERIES", " TIMEZONE(", "ISODOW", "INTERVAL ("):
+        assert duckdb_only not in upper, duckdb_only
+    if name == "coverage":
+        assert "TO_UNIXTIME(" in upper and "DATE_ADD('DAY'" in upper
+        assert "NOT EXISTS" in upper
 
 
 def test_values_of_every_type_are_converted(athena: Any, backend: Any) -> None:

@@ -114,17 +114,30 @@ def test_only_a_listed_zone_name_is_written_into_sql() -> None:
 def test_list_queries_describes_parameters() -> None:
     catalog = {q["name"]: q for q in list_queries()}
     assert sorted(catalog) == [
+        "coverage",
         "daily_listening",
         "discoveries",
         "genres",
         "listening_clock",
         "playlist_changes",
+        "skips",
         "top_albums",
         "top_artists",
         "top_items_movement",
+        "top_shows",
         "top_tracks",
         "weekday_hour",
     ]
+    # Contract §6: the history queries' parameters, as GET /queries lists them.
+    declared = {
+        name: [(p["name"], p["type"], p["required"], p["default"]) for p in q["parameters"]]
+        for name, q in catalog.items()
+    }
+    range_user = [("start", "date", True, None), ("end", "date", True, None),
+                  ("user", "string", False, None)]  # fmt: skip
+    assert declared["top_shows"] == [*range_user, ("limit", "int", False, "10")]
+    assert declared["skips"] == [*range_user, ("limit", "int", False, "10")]
+    assert declared["coverage"] == range_user
     assert catalog["top_artists"]["parameters"] == [
         {
             "name": "start",

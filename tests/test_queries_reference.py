@@ -1,18 +1,25 @@
-"""`weekday_hour`, `top_albums` and `discoveries` on DuckDB against answers computed in Python.
+"""Every play-based named query on DuckDB against answers computed in Python.
 
 The reference below works each answer out from the rows tests/query_fixtures.py writes
 (`lake_files()`), with its own reading of the `*_latest` views and of contract §6 — no SQL — so
-a query and its reference agree only if both follow the contract. A few answers are also spelt
-out by hand, so the reference itself is checked on the odd cases: a local file, a track with
-two credited artists, ties, a DST change and half-hour zones, month boundaries, a user given or
-not. Today every play is an API play, so every play counts and lasts its track's duration.
+a query and its reference agree only if both follow the contract. The lake mixes plays files
+from before the history export's columns (u2's 2026 plays), API-only plays, export-only plays
+with names but no credits, plays both saw, episodes, audiobooks, short and zero-length plays,
+skips marked or not, local files, and history gaps with and without an import covering them.
+A few answers are also spelt out by hand, so the reference itself is checked on the odd cases.
+
+The reference's reading of §6, where the contract leaves a choice (and the queries make the same
+one): a track known by name only (no track id) is its name with the play's artist name; an
+album known by name only likewise; several plays of one id that disagree on the export's names
+show the least name; gap minutes of several users add up.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -25,16 +32,41 @@ from chalicelib.queries.duckdb_engine import DuckDBEngine
 
 # --- the reference -----------------------------------------------------------------------
 
+STREAM_MS = 30000  # Spotify's threshold for a stream (contract §6)
+DAY_MS = 86_400_000
+
 
 @dataclass(frozen=True)
 class Play:
     user_id: str
     played_at: datetime
     track_id: str | None
+    source: str | None = None
+    item_type: str | None = None
+    episode_id: str | None = None
+    ms_played: int | None = None
+    skipped: bool | None = None
+    track_name: str | None = None
+    artist_name: str | None = None
+    album_name: str | None = None
+    episode_name: str | None = None
+    show_name: str | None = None
 
     @property
     def played_date(self) -> date:
         return self.played_at.date()  # UTC: the fixture's timestamps are UTC
+
+    @property
+    def is_music(self) -> bool:
+        return (self.item_type or "track") in ("track", "unknown")
+
+    @property
+    def is_stream(self) -> bool:
+        return self.ms_played is None or self.ms_played >= STREAM_MS
+
+
+# An artist, track or album: ("id", id) or, known by name only, ("name", name[, artist name]).
+Key = tuple[str, ...]
 
 
 class Reference:
@@ -44,13 +76,21 @@ class Reference:
         by_table: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         for table, partition, _, rows in lake_files():
             by_table[table] += [(partition, row) for row in rows]
+        names = {f.name for f in fields(Play)}
+        # Old plays files lack the export's columns: `get` reads them as null.
         self.plays = [
-            Play(r["user_id"], r["played_at"], r["track_id"]) for _, r in by_table["plays"]
+            Play(**{k: v for k, v in r.items() if k in names}) for _, r in by_table["plays"]
         ]
         self.tracks = _latest(by_table["tracks"], "track_id")
         self.albums = _latest(by_table["albums"], "album_id")
         self.artist_names = {
             k: r["name"] for k, r in _latest(by_table["artists"], "artist_id").items()
+        }
+        self.genres = {
+            k: r["genres"]
+            for k, r in _latest(
+                [(p, r) for p, r in by_table["artists"] if r["genres"] is not None], "artist_id"
+            ).items()
         }
         # A track's credits: all of those in its latest track_artists partition.
         newest = {}
@@ -60,23 +100,149 @@ class Reference:
         for partition, row in by_table["track_artists"]:
             if partition == newest[row["track_id"]]:
                 self.credits[row["track_id"]].append((row["artist_position"], row["artist_id"]))
+        self.gaps = [r for _, r in by_table["history_gaps"]]
+        self.imports = [r for _, r in by_table["imports"]]
+
+    # --- reading plays as §6 does ---
+
+    def of(self, user: str | None, start: str | None = None, end: str | None = None) -> list[Play]:
+        """Every play of `user` (all users: None), in [start, end] when given."""
+        first = date.fromisoformat(start) if start else date.min
+        last = date.fromisoformat(end) if end else date.max
+        return [
+            p for p in self.plays
+            if (user is None or p.user_id == user) and first <= p.played_date <= last
+        ]  # fmt: skip
 
     def counted(self, user: str | None) -> list[Play]:
-        """The counted plays of the whole lake (all of them, today), of `user` if given."""
-        return [p for p in self.plays if user is None or p.user_id == user]
+        """The counted plays of the whole lake: music plays that are streams."""
+        return [p for p in self.of(user) if p.is_music and p.is_stream]
 
     def in_range(self, start: str, end: str, user: str | None) -> list[Play]:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
         return [p for p in self.counted(user) if first <= p.played_date <= last]
 
-    def duration(self, play: Play) -> int:
-        track = self.tracks.get(play.track_id) if play.track_id else None
-        return (track or {}).get("duration_ms") or 0
+    def played_ms(self, play: Play) -> int:
+        if play.ms_played is not None:
+            return play.ms_played
+        return (self.tracks.get(play.track_id or "") or {}).get("duration_ms") or 0
 
-    def artists_of(self, play: Play) -> set[str]:
-        return {artist for _, artist in self.credits.get(play.track_id or "", [])}
+    def track_name(self, play: Play) -> str | None:
+        return (self.tracks.get(play.track_id or "") or {}).get("name") or play.track_name
 
-    # --- the three queries ---
+    def track_key(self, play: Play) -> Key | None:
+        if play.track_id is not None:
+            return ("id", play.track_id)
+        if play.track_name is not None:
+            return ("name", play.track_name, play.artist_name or "")
+        return None
+
+    def album_of(self, play: Play) -> tuple[Key, str | None] | None:
+        """The play's album key and name, or None when it has no album."""
+        album_id = (self.tracks.get(play.track_id or "") or {}).get("album_id")
+        if album_id is not None:
+            name = (self.albums.get(album_id) or {}).get("name") or play.album_name
+            return ("id", album_id), name
+        if play.album_name is not None:
+            return ("name", play.album_name, play.artist_name or ""), play.album_name
+        return None
+
+    def credited(self, play: Play) -> list[tuple[int, Key, str | None]]:
+        """(position, artist key, artist name) of the play's credited artists."""
+        credits = self.credits.get(play.track_id or "")
+        if credits:
+            return [(pos, ("id", aid), self.artist_names.get(aid)) for pos, aid in credits]
+        if play.artist_name is not None:
+            return [(1, ("name", play.artist_name), play.artist_name)]
+        return []
+
+    def artist_keys(self, play: Play) -> set[Key]:
+        return {key for _, key, _ in self.credited(play)}
+
+    def artist_names_of_track(self, plays: list[Play]) -> str | None:
+        """top_tracks' and skips' `artist_names` for the plays of one track."""
+        credits = self.credits.get(plays[0].track_id or "")
+        if credits:
+            names = [self.artist_names.get(aid) for _, aid in sorted(credits)]
+            return ", ".join(n for n in names if n is not None) or None
+        return _least(p.artist_name for p in plays)
+
+    # --- the queries ---
+
+    def daily_listening(self, start: str, end: str, user: str | None) -> list[tuple]:
+        by_day: dict[date, list[Play]] = defaultdict(list)
+        for play in self.in_range(start, end, user):
+            by_day[play.played_date].append(play)
+        return [
+            (
+                day.isoformat(),
+                len(plays),
+                minutes(sum(self.played_ms(p) for p in plays)),
+                len({k for p in plays if (k := self.track_key(p)) is not None}),
+                len({k for p in plays for k in self.artist_keys(p)}),
+            )
+            for day, plays in sorted(by_day.items())
+        ]
+
+    def top_artists(self, start: str, end: str, user: str | None, limit: int) -> list[tuple]:
+        plays: dict[Key, list[Play]] = defaultdict(list)
+        for play in self.in_range(start, end, user):
+            for key in self.artist_keys(play):
+                plays[key].append(play)
+        rows = []
+        for key, its in plays.items():
+            artist_id = key[1] if key[0] == "id" else None
+            name = self.artist_names.get(key[1]) if key[0] == "id" else key[1]
+            rows.append((artist_id, name, len(its), minutes(sum(map(self.played_ms, its)))))
+        rows.sort(key=lambda r: (-r[2], *_last(r[1]), *_last(r[0])))
+        return rows[:limit]
+
+    def _by_track(self, plays: Iterable[Play]) -> dict[Key, list[Play]]:
+        grouped: dict[Key, list[Play]] = defaultdict(list)
+        for play in plays:
+            key = self.track_key(play)
+            if key is not None:
+                grouped[key].append(play)
+        return grouped
+
+    def top_tracks(self, start: str, end: str, user: str | None, limit: int) -> list[tuple]:
+        rows = [
+            (
+                its[0].track_id,
+                _least(self.track_name(p) for p in its),
+                self.artist_names_of_track(its),
+                len(its),
+                minutes(sum(map(self.played_ms, its))),
+            )
+            for its in self._by_track(self.in_range(start, end, user)).values()
+        ]
+        rows.sort(key=lambda r: (-r[3], *_last(r[1]), *_last(r[0]), *_last(r[2])))
+        return rows[:limit]
+
+    def genres_query(self, start: str, end: str, user: str | None, limit: int) -> list[tuple]:
+        selected = self.in_range(start, end, user)
+        plays: dict[str, int] = defaultdict(int)
+        for play in selected:
+            genres = {
+                genre
+                for _, aid in self.credits.get(play.track_id or "", [])
+                for genre in self.genres.get(aid) or []
+            }
+            for genre in genres:
+                plays[genre] += 1
+        rows = [(g, n, rounded(Decimal(n) / Decimal(len(selected)), "0.0001"))
+                for g, n in plays.items()]  # fmt: skip
+        rows.sort(key=lambda r: (-r[1], r[0]))
+        return rows[:limit]
+
+    def listening_clock(self, start: str, end: str, user: str | None, tz: str) -> list[tuple]:
+        plays: dict[int, int] = defaultdict(int)
+        ms: dict[int, int] = defaultdict(int)
+        for play in self.in_range(start, end, user):
+            hour = play.played_at.astimezone(ZoneInfo(tz)).hour
+            plays[hour] += 1
+            ms[hour] += self.played_ms(play)
+        return [(hour, plays[hour], minutes(ms[hour])) for hour in range(24)]
 
     def weekday_hour(self, start: str, end: str, user: str | None, tz: str) -> list[tuple]:
         plays: dict[tuple[int, int], int] = defaultdict(int)
@@ -85,7 +251,7 @@ class Reference:
             local = play.played_at.astimezone(ZoneInfo(tz))
             cell = (local.isoweekday(), local.hour)
             plays[cell] += 1
-            ms[cell] += self.duration(play)
+            ms[cell] += self.played_ms(play)
         return [
             (weekday, hour, plays[weekday, hour], minutes(ms[weekday, hour]))
             for weekday in range(1, 8)
@@ -93,44 +259,44 @@ class Reference:
         ]
 
     def top_albums(self, start: str, end: str, user: str | None, limit: int) -> list[tuple]:
-        plays: dict[str, list[Play]] = defaultdict(list)
+        plays: dict[Key, list[Play]] = defaultdict(list)
+        names: dict[Key, list[str | None]] = defaultdict(list)
         for play in self.in_range(start, end, user):
-            album = (
-                (self.tracks.get(play.track_id) or {}).get("album_id") if play.track_id else None
-            )
+            album = self.album_of(play)
             if album is not None:
-                plays[album].append(play)
+                plays[album[0]].append(play)
+                names[album[0]].append(album[1])
         rows = []
-        for album, its_plays in plays.items():
-            first_position: dict[str, int] = {}
-            for track in {p.track_id for p in its_plays}:
-                for position, artist in self.credits.get(track, []):
-                    first_position[artist] = min(position, first_position.get(artist, position))
+        for key, its in plays.items():
+            first_position: dict[Key, tuple[int, str | None]] = {}
+            for play in its:
+                for position, artist, name in self.credited(play):
+                    if artist not in first_position or position < first_position[artist][0]:
+                        first_position[artist] = (position, name)
             named = sorted(
-                (position, self.artist_names[artist], artist)
-                for artist, position in first_position.items()
-                if self.artist_names.get(artist) is not None
+                (position, name, artist[1] if artist[0] == "id" else "\uffff")
+                for artist, (position, name) in first_position.items()
+                if name is not None
             )
-            name = (self.albums.get(album) or {}).get("name")
             rows.append((
-                album,
-                name,
+                key[1] if key[0] == "id" else None,
+                _least(names[key]),
                 ", ".join(n for _, n, _ in named) or None,
-                len(its_plays),
-                minutes(sum(self.duration(p) for p in its_plays)),
+                len(its),
+                minutes(sum(map(self.played_ms, its))),
             ))  # fmt: skip
-        rows.sort(key=lambda r: (-r[3], r[1] is None, r[1] or "", r[0]))
+        rows.sort(key=lambda r: (-r[3], *_last(r[1]), *_last(r[0]), *_last(r[2])))
         return rows[:limit]
 
     def discoveries(self, start: str, end: str, user: str | None) -> list[tuple]:
         every = sorted(self.counted(user), key=lambda p: p.played_at)
-        artist_month: dict[str, str] = {}
-        track_month: dict[str, str] = {}
+        artist_month: dict[Key, str] = {}
+        track_month: dict[Key, str] = {}
         for play in every:  # earliest first: the first month seen is the first play's
-            for artist in self.artists_of(play):
+            for artist in self.artist_keys(play):
                 artist_month.setdefault(artist, month(play))
-            if play.track_id is not None:
-                track_month.setdefault(play.track_id, month(play))
+            if (track := self.track_key(play)) is not None:
+                track_month.setdefault(track, month(play))
         selected = self.in_range(start, end, user)
         rows = []
         for m in sorted({month(p) for p in selected}):
@@ -140,9 +306,78 @@ class Reference:
                 sum(1 for first in track_month.values() if first == m),
                 sum(
                     1 for p in selected
-                    if month(p) == m and any(artist_month[a] == m for a in self.artists_of(p))
+                    if month(p) == m and any(artist_month[a] == m for a in self.artist_keys(p))
                 ),
             ))  # fmt: skip
+        return rows
+
+    def top_shows(self, start: str, end: str, user: str | None, limit: int) -> list[tuple]:
+        shows: dict[str | None, list[Play]] = defaultdict(list)
+        for play in self.of(user, start, end):
+            if play.item_type in ("episode", "audiobook") and play.is_stream:
+                shows[play.show_name].append(play)
+        rows = []
+        for show, its in shows.items():
+            episodes = {
+                ("id", p.episode_id) if p.episode_id else ("name", p.episode_name)
+                for p in its
+                if p.episode_id or p.episode_name
+            }
+            ms = sum(p.ms_played or 0 for p in its)
+            rows.append((show, len(episodes), len(its), minutes(ms)))
+        rows.sort(key=lambda r: (-r[3], *_last(r[0])))
+        return rows[:limit]
+
+    def skips(self, start: str, end: str, user: str | None, limit: int) -> list[tuple]:
+        known = [p for p in self.of(user, start, end) if p.is_music and p.ms_played is not None]
+        rows = []
+        for its in self._by_track(known).values():
+            if len(its) < 3:
+                continue
+            skipped = sum(1 for p in its if not p.is_stream or p.skipped is True)
+            rows.append((
+                its[0].track_id,
+                _least(self.track_name(p) for p in its),
+                self.artist_names_of_track(its),
+                len(its),
+                skipped,
+                rounded(Decimal(skipped) / Decimal(len(its)), "0.0001"),
+            ))  # fmt: skip
+        rows.sort(key=lambda r: (-r[5], -r[3], *_last(r[1]), *_last(r[0]), *_last(r[2])))
+        return rows[:limit]
+
+    def coverage(self, start: str, end: str, user: str | None) -> list[tuple]:
+        selected = self.in_range(start, end, user)
+        open_windows: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for gap in self.gaps:
+            if user is not None and gap["user_id"] != user:
+                continue
+            covered = any(
+                i["user_id"] == gap["user_id"]
+                and i["first_ts"] <= gap["gap_from"]
+                and i["last_ts"] >= gap["gap_to"]
+                for i in self.imports
+            )
+            if not covered:
+                open_windows[gap["user_id"]].append((epoch_ms(gap["gap_from"]),
+                                                     epoch_ms(gap["gap_to"])))  # fmt: skip
+        rows = []
+        day, last = date.fromisoformat(start), date.fromisoformat(end)
+        while day <= last:
+            plays = [p for p in selected if p.played_date == day]
+            by_source = defaultdict(int)
+            for play in plays:
+                by_source[play.source or "api"] += 1
+            day_ms = epoch_ms(datetime(day.year, day.month, day.day, tzinfo=UTC))
+            gap_ms = 0
+            for windows in open_windows.values():  # a minute counts once per user
+                minute_set = _union_length(
+                    (max(f, day_ms), min(t, day_ms + DAY_MS)) for f, t in windows
+                )
+                gap_ms += minute_set
+            rows.append((day.isoformat(), len(plays), by_source["api"], by_source["export"],
+                         by_source["both"], minutes(gap_ms)))  # fmt: skip
+            day += timedelta(days=1)
         return rows
 
 
@@ -154,9 +389,40 @@ def _latest(rows: list[tuple[str, dict[str, Any]]], key: str) -> dict[str, dict[
     return {k: row for k, (_, row) in chosen.items()}
 
 
+def _least(values: Iterable[str | None]) -> str | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def _last(value: str | None) -> tuple[bool, str]:
+    """A sort key putting None after every value (both engines sort NULLs last)."""
+    return (value is None, value or "")
+
+
+def _union_length(intervals: Iterable[tuple[int, int]]) -> int:
+    covered, reach = 0, None
+    for start, end in sorted(i for i in intervals if i[1] > i[0]):
+        if reach is None or start >= reach:
+            covered += end - start
+            reach = end
+        elif end > reach:
+            covered += end - reach
+            reach = end
+    return covered
+
+
+def epoch_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def rounded(value: Decimal, places: str) -> float:
+    """Rounded halves away from zero, as both engines round."""
+    return float(value.quantize(Decimal(places), rounding=ROUND_HALF_UP))
+
+
 def minutes(ms: int) -> float:
-    """round(ms / 60000.0, 2), halves away from zero as both engines round."""
-    return float((Decimal(ms) / Decimal(60000)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    """round(ms / 60000.0, 2)."""
+    return rounded(Decimal(ms) / Decimal(60000), "0.01")
 
 
 def month(play: Play) -> str:
@@ -179,6 +445,8 @@ def rows(engine: DuckDBEngine, name: str, **params: str | None) -> list[tuple[An
 
 
 EVERYTHING = ("2026-01-01", "2026-12-31")
+EXPORT_MONTHS = ("2026-12-31", "2027-02-28")  # the history export's plays, gaps and imports
+BOTH_YEARS = ("2026-01-01", "2027-12-31")
 RANGES = [
     ("2026-03-01", "2026-03-04"),  # the older queries' range
     EVERYTHING,
@@ -186,9 +454,30 @@ RANGES = [
     ("2026-03-08", "2026-03-08"),  # New York's DST change
     ("2026-03-15", "2026-04-30"),  # starts inside a month that began before it
     ("2026-03-03", "2026-03-03"),  # a day without plays
+    EXPORT_MONTHS,
+    ("2027-01-05", "2027-01-05"),  # short plays, episodes, overlapping open gaps
+    ("2027-01-06", "2027-01-07"),  # a covered gap, a partly covered one, local files
+    BOTH_YEARS,
 ]
 USERS = [None, "u1", "u2"]
 ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Berlin"]
+LIMITED = ("top_artists", "top_tracks", "genres", "top_albums", "top_shows", "skips")
+ZONED = ("listening_clock", "weekday_hour")
+
+
+def expected(name: str, start: str, end: str, user: str | None, **extra: Any) -> list[tuple]:
+    """The reference's answer to named query `name` (default limit 10, zone UTC)."""
+    method = getattr(REFERENCE, "genres_query" if name == "genres" else name)
+    if name in LIMITED:
+        return method(start, end, user, int(extra.get("limit", 10)))
+    if name in ZONED:
+        return method(start, end, user, extra.get("tz", "UTC"))
+    return method(start, end, user)
+
+
+QUERIES = sorted(
+    ("daily_listening", "discoveries", "coverage", *LIMITED, *ZONED)
+)  # fmt: skip
 
 
 # --- every query against the reference ----------------------------------------------------
@@ -196,61 +485,59 @@ ZONES = ["UTC", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Be
 
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize(("start", "end"), RANGES)
-def test_top_albums_equals_the_reference(
-    engine: DuckDBEngine, start: str, end: str, user: str | None
+@pytest.mark.parametrize("name", QUERIES)
+def test_every_query_equals_the_reference(
+    engine: DuckDBEngine, name: str, start: str, end: str, user: str | None
 ) -> None:
-    expected = REFERENCE.top_albums(start, end, user, 10)
-    assert rows(engine, "top_albums", start=start, end=end, user=user) == expected
+    assert rows(engine, name, start=start, end=end, user=user) == expected(name, start, end, user)
 
 
 @pytest.mark.parametrize("user", USERS)
-@pytest.mark.parametrize("limit", [1, 2])
-def test_top_albums_limit_equals_the_reference(
-    engine: DuckDBEngine, user: str | None, limit: int
+@pytest.mark.parametrize("limit", [1, 2, 3])
+@pytest.mark.parametrize("name", LIMITED)
+def test_limits_equal_the_reference(
+    engine: DuckDBEngine, name: str, user: str | None, limit: int
 ) -> None:
-    expected = REFERENCE.top_albums(*EVERYTHING, user, limit)
-    assert rows(engine, "top_albums", **dict(zip(("start", "end"), EVERYTHING, strict=True)),
-                user=user, limit=str(limit)) == expected  # fmt: skip
-
-
-@pytest.mark.parametrize("user", USERS)
-@pytest.mark.parametrize(("start", "end"), RANGES)
-def test_discoveries_equals_the_reference(
-    engine: DuckDBEngine, start: str, end: str, user: str | None
-) -> None:
-    expected = REFERENCE.discoveries(start, end, user)
-    assert rows(engine, "discoveries", start=start, end=end, user=user) == expected
+    answer = rows(engine, name, start=BOTH_YEARS[0], end=BOTH_YEARS[1], user=user,
+                  limit=str(limit))  # fmt: skip
+    assert answer == expected(name, *BOTH_YEARS, user, limit=limit)
 
 
 @pytest.mark.parametrize("tz", ZONES)
 @pytest.mark.parametrize("user", USERS)
-def test_weekday_hour_equals_the_reference(engine: DuckDBEngine, user: str | None, tz: str) -> None:
-    expected = REFERENCE.weekday_hour(*EVERYTHING, user, tz)
-    assert rows(engine, "weekday_hour", start=EVERYTHING[0], end=EVERYTHING[1], user=user,
-                tz=tz) == expected  # fmt: skip
-
-
-@pytest.mark.parametrize("tz", ZONES)
-def test_weekday_hour_of_a_range_equals_the_reference(engine: DuckDBEngine, tz: str) -> None:
-    for start, end in (RANGES[0], RANGES[3]):
-        expected = REFERENCE.weekday_hour(start, end, None, tz)
-        assert rows(engine, "weekday_hour", start=start, end=end, tz=tz) == expected
+@pytest.mark.parametrize("name", ZONED)
+def test_zones_equal_the_reference(
+    engine: DuckDBEngine, name: str, user: str | None, tz: str
+) -> None:
+    for start, end in (BOTH_YEARS, RANGES[0], RANGES[3], EXPORT_MONTHS):
+        answer = rows(engine, name, start=start, end=end, user=user, tz=tz)
+        assert answer == expected(name, start, end, user, tz=tz)
 
 
 def test_the_reference_ranges_exercise_the_odd_cases() -> None:
-    """The parametrised ranges above are not vacuous: each query has rows in most of them."""
+    """The parametrised ranges above are not vacuous: each query has rows in most of them, and
+    the plays the counting rule leaves out are really there."""
     assert len(REFERENCE.top_albums(*EVERYTHING, None, 10)) == 5
     assert len(REFERENCE.discoveries(*EVERYTHING, None)) == 4
     assert sum(r[2] for r in REFERENCE.weekday_hour(*EVERYTHING, None, "UTC")) == len(
-        REFERENCE.plays
+        REFERENCE.of(None, *EVERYTHING)
     )
-    # Every range and user of the parametrised tests has albums and months, but the empty day
-    # and u2 on 03-08 (nothing played): those answer nothing.
-    for start, end in RANGES:
+    # Every 2026 range and user has albums and months, but the empty day and u2 on 03-08
+    # (nothing played): those answer nothing.
+    for start, end in RANGES[:6]:
         for user in USERS:
             empty = start == "2026-03-03" or (start == "2026-03-08" and user == "u2")
             assert bool(REFERENCE.top_albums(start, end, user, 10)) is not empty
             assert bool(REFERENCE.discoveries(start, end, user)) is not empty
+    export = REFERENCE.of(None, *EXPORT_MONTHS)
+    assert {p.source for p in export} == {"api", "export", "both"}
+    assert {p.item_type for p in export} == {"track", "episode", "audiobook", "unknown"}
+    assert {p.source for p in REFERENCE.of("u2", *EVERYTHING)} == {None}  # old files
+    assert any(p.ms_played == 0 for p in export)
+    assert len(REFERENCE.in_range(*EXPORT_MONTHS, None)) < len(export)
+    for name in QUERIES:
+        assert expected(name, *EXPORT_MONTHS, None), name
+        assert expected(name, *EXPORT_MONTHS, "u1"), name
 
 
 # --- answers spelt out by hand --------------------------------------------------------------
@@ -393,3 +680,89 @@ def test_new_queries_on_a_lake_with_plays_but_no_dimensions(tmp_path: Path) -> N
     assert [r for r in rows(engine, "weekday_hour", **RANGE) if r[2]] == [(7, 10, 1, 0.0)]
     assert rows(engine, "top_albums", **RANGE) == []
     assert rows(engine, "discoveries", **RANGE) == [("2026-03", 0, 1, 0)]
+
+
+# --- the history export's plays, spelt out by hand (tests/query_fixtures.py, January 2027) ---
+
+EXPORT = {"start": EXPORT_MONTHS[0], "end": EXPORT_MONTHS[1]}
+
+
+def test_top_shows_counts_episodes_and_audiobooks_of_30_s(engine: DuckDBEngine) -> None:
+    assert rows(engine, "top_shows", **EXPORT, user="u1") == [
+        # Dune (E13, an audiobook) and The Daily (E10 30 min + E11 10 min; E12's 20 s does not
+        # count) tie on 40 minutes: by name.
+        ("Dune", 1, 1, 40.0),
+        ("The Daily", 1, 2, 40.0),
+        ("Radiolab", 1, 1, 0.75),  # E14: an episode without an id is told by its name
+    ]
+    # u2's EP2 (G2) is a second episode of The Daily.
+    assert rows(engine, "top_shows", **EXPORT)[0] == ("The Daily", 2, 3, 60.0)
+    assert rows(engine, "top_shows", **RANGE) == []  # the API never sees episodes
+
+
+def test_skips_need_a_known_play_time_and_three_plays(engine: DuckDBEngine) -> None:
+    assert rows(engine, "skips", **EXPORT, user="u1") == [
+        # E3-E6: E4 (12 s, marked) and E5 (0 ms) are skips; E3's null `skipped` is not.
+        ("T8", "India", "Juno", 4, 2, 0.5),
+        # E7, E8 (29,999 ms), E9 (30,000 ms but marked skipped), E24: tie with T8, by name.
+        (None, "Kilo", "Lima", 4, 2, 0.5),
+        # E17, E18 (5 s), E19; E1 (API, no ms_played) is not a play with a known time.
+        ("T1", "Alpha", "Aurora", 3, 1, 0.3333),
+    ]
+    assert rows(engine, "skips", **EXPORT, user="u2") == []  # one play per track
+    assert rows(engine, "skips", **RANGE) == []  # API plays only
+
+
+def test_coverage_marks_open_gaps_and_counts_by_source(engine: DuckDBEngine) -> None:
+    assert rows(engine, "coverage", start="2026-12-31", end="2027-01-08") == [
+        ("2026-12-31", 0, 0, 0, 0, 60.0),  # u2's V2 from 23:00
+        ("2027-01-01", 0, 0, 0, 0, 30.0),  # ...to 00:30
+        ("2027-01-02", 0, 0, 0, 0, 0.0),
+        ("2027-01-03", 0, 0, 0, 0, 0.0),
+        # E1 api, E2 both, E3 and G1 export (E4, E5 too short); W1 from 22:00
+        ("2027-01-04", 4, 1, 2, 1, 120.0),
+        # E6, E7, E9; u1's W1 to 02:00 (W2 inside it adds nothing) + u2's V1 01:00-03:00
+        ("2027-01-05", 3, 0, 3, 0, 240.0),
+        # E15, E16 (item_type unknown), E17, G3 both; W3 is closed by I1
+        ("2027-01-06", 4, 0, 3, 1, 0.0),
+        # E19 both, E20-E22; W4 10:00-10:30:30 stays open: I2 starts after it, I3 is u2's
+        ("2027-01-07", 4, 0, 3, 1, 30.5),
+        ("2027-01-08", 1, 1, 0, 0, 0.0),  # E23, an API local file
+    ]
+    assert rows(engine, "coverage", start="2027-01-05", end="2027-01-05", user="u2") == [
+        ("2027-01-05", 0, 0, 0, 0, 120.0)
+    ]
+    # u2's 2026 plays come from files without a `source` column: API plays.
+    assert rows(engine, "coverage", start="2026-03-04", end="2026-03-04", user="u2") == [
+        ("2026-03-04", 2, 2, 0, 0, 0.0)
+    ]
+
+
+def test_export_plays_count_by_name_in_the_music_queries(engine: DuckDBEngine) -> None:
+    assert rows(engine, "top_artists", **EXPORT, user="u1") == [
+        ("A1", "Aurora", 4, 10.83),  # T1: E1 (API: 3.0 min), E17, E19; T2: E2
+        (None, "Lima", 4, 11.17),  # known by name only: E7, E9, E24, E25
+        (None, "Juno", 3, 4.6),  # T8 has no credits: E3, E6 credit the play's artist; E22
+        ("A2", "Boris", 1, 3.33),  # E2: 200,000 ms played, not T2's 240,000
+        (None, "Boris", 1, 1.0),  # E21: the same name, but not A2
+        ("A3", "Cleo", 1, 1.5),
+        (None, "Me", 1, 1.5),  # E15, a local file in the export
+    ]
+    assert rows(engine, "top_albums", **EXPORT, user="u1", limit="4") == [
+        ("AL3", "Greatest Hits", "Aurora", 3, 7.5),
+        (None, "Juno Live", "Juno", 2, 3.6),  # T8's album, known by name only
+        ("AL1", "Bravo Sessions", "Boris, Aurora", 1, 3.33),
+        (None, "Charlie Single", "Cleo", 1, 1.5),  # T3 has no album; the export names one
+    ]
+    assert rows(engine, "daily_listening", start="2027-01-06", end="2027-01-08", user="u1") == [
+        # E15 (local file), E16 (unknown: a play, but no track or artist), E17; not E13, E14
+        ("2027-01-06", 3, 4.17, 2, 2),
+        ("2027-01-07", 4, 6.33, 4, 4),  # E19, E20, E21, E22: two tracks named Intro
+        ("2027-01-08", 1, 0.0, 0, 0),  # E23
+    ]
+    assert rows(engine, "discoveries", **EXPORT, user="u1") == [
+        # Juno, Lima, Boris (by name), Me; T8, Kilo, both Intros, My Demo; plays E3, E6, E7,
+        # E9, E15, E21, E22
+        ("2027-01", 4, 5, 7),
+        ("2027-02", 0, 1, 0),  # Mike is new, Lima is not
+    ]

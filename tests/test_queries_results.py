@@ -324,6 +324,10 @@ def test_fresh_lake_answers_every_query_empty(tmp_path: Path, name: str) -> None
         assert [(r["weekday"], r["hour"], r["plays"], r["minutes"]) for r in answer["rows"]] == [
             (weekday, hour, 0, 0.0) for weekday in range(1, 8) for hour in range(24)
         ]
+    elif name == "coverage":  # every date of the range, zeros included
+        assert [tuple(r.values()) for r in answer["rows"]] == [
+            (f"2026-03-0{day}", 0, 0, 0, 0, 0.0) for day in range(1, 5)
+        ]
     else:
         assert answer["rows"] == []
     assert answer["columns"]  # the columns are known even without rows
@@ -343,3 +347,46 @@ def test_plays_without_any_dimension_files(tmp_path: Path) -> None:
     assert rows(engine, "daily_listening", **RANGE) == [("2026-03-01", 1, 0.0, 1, 0)]
     assert rows(engine, "top_tracks", **RANGE) == [("T1", None, None, 1, 0.0)]
     assert rows(engine, "top_artists", **RANGE) == []
+
+
+def test_old_plays_files_without_the_export_columns_still_read(tmp_path: Path) -> None:
+    """A plays file from before the history export's columns (five columns) next to one with
+    them: both are read, the old one's plays as API plays (source null -> api, item_type null
+    -> track, ms_played null -> the track's duration)."""
+    from query_fixtures import OLD_PLAYS_COLUMNS
+
+    old = {"user_id": "u1", "played_at": at("2026-03-01", "10:00"), "track_id": "T1",
+           "context_type": None, "context_uri": None}  # fmt: skip
+    write_rows(tmp_path, "plays", "2026-03-01", "u1", [old], OLD_PLAYS_COLUMNS)
+    tracks = [{"track_id": "T1", "name": "Alpha", "album_id": None, "duration_ms": 180000,
+               "explicit": False, "isrc": None, "disc_number": 1, "track_number": 1}]  # fmt: skip
+    write_rows(tmp_path, "tracks", "2026-03-01", "part", tracks)
+    engine = DuckDBEngine(tmp_path)
+    # Only old files: the new columns are there, null.
+    with engine.connect() as connection:
+        plays = connection.execute("SELECT source, item_type, ms_played FROM plays").fetchall()
+    assert plays == [(None, None, None)]
+    assert rows(engine, "coverage", start="2026-03-01", end="2026-03-01") == [
+        ("2026-03-01", 1, 1, 0, 0, 0.0)
+    ]
+
+    new = {**old, "played_at": at("2026-03-02", "10:00"), "source": "export",
+           "item_type": "track", "ms_played": 60000, "track_name": "Alpha"}  # fmt: skip
+    write_rows(tmp_path, "plays", "2026-03-02", "u1", [new])
+    engine = DuckDBEngine(tmp_path)
+    assert rows(engine, "daily_listening", start="2026-03-01", end="2026-03-02") == [
+        ("2026-03-01", 1, 3.0, 1, 0),
+        ("2026-03-02", 1, 1.0, 1, 0),
+    ]
+    assert rows(engine, "coverage", start="2026-03-01", end="2026-03-02") == [
+        ("2026-03-01", 1, 1, 0, 0, 0.0),
+        ("2026-03-02", 1, 0, 1, 0, 0.0),
+    ]
+    with engine.connect() as connection:
+        view = connection.execute(
+            "SELECT played_date, source, ms_played FROM plays ORDER BY played_at"
+        ).fetchall()
+    assert [(str(d), s, m) for d, s, m in view] == [
+        ("2026-03-01", None, None),
+        ("2026-03-02", "export", 60000),
+    ]

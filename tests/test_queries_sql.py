@@ -210,3 +210,57 @@ def test_one_source_per_query() -> None:
     ]
     assert sorted(f.removesuffix(".sql") for f in files) == sorted([*QUERY_NAMES, *view_sources()])
     assert all(re.fullmatch(r"[a-z_]+\.sql", f) for f in files)
+
+
+def test_the_counting_macros_expand_to_the_contracts_rule() -> None:
+    source = (
+        "SELECT count(*) AS n FROM plays AS p "
+        "WHERE is_music(p.item_type) AND is_stream(p.ms_played) OR NOT is_stream(p.ms_played)"
+    )
+    for dialect in ENGINE_DIALECTS:
+        sql = " ".join(render(source, dialect).sql.split())
+        assert "COALESCE(p.item_type, 'track') IN ('track', 'unknown')" in sql
+        # Parenthesised: each macro binds as one term next to AND, OR and NOT.
+        assert "NOT ( p.ms_played IS NULL OR p.ms_played >= 30000 )" in sql
+        assert "is_music" not in sql.lower() and "is_stream" not in sql.lower()
+    with pytest.raises(NonPortableSQLError, match="one argument"):
+        render("SELECT 1 FROM plays WHERE is_stream(ms_played, 1)", "duckdb")
+
+
+def test_the_counting_macros_mean_the_contracts_rule() -> None:
+    """Which (item_type, ms_played) pairs count, on DuckDB: music (null = an old API row) that
+    Spotify counts as a stream (ms_played null or at least 30,000)."""
+    sql = render(
+        "SELECT item_type, ms_played FROM t WHERE is_music(item_type) AND is_stream(ms_played)",
+        "duckdb",
+    ).sql
+    cases = [
+        ("track", None), ("track", 30000), ("track", 29999), ("track", 0), (None, None),
+        ("unknown", 45000), ("episode", 60000), ("audiobook", None), (None, 10),
+    ]  # fmt: skip
+    values = ", ".join(
+        f"({'NULL' if i is None else repr(i)}, {'NULL' if m is None else m})" for i, m in cases
+    )
+    table = f"(SELECT * FROM (VALUES {values}) AS v (item_type, ms_played))"
+    with duckdb.connect() as connection:
+        counted = connection.execute(sql.replace("FROM t", f"FROM {table} AS t")).fetchall()
+    assert sorted(counted, key=str) == sorted(
+        [("track", None), ("track", 30000), (None, None), ("unknown", 45000)], key=str
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [q for q in QUERY_NAMES if q not in ("playlist_changes", "top_items_movement")],
+)
+def test_every_play_query_applies_the_counting_rule(name: str) -> None:
+    """Contract §6 in every query over plays: music plays that are streams (skips: every music
+    play with a known time; top_shows: episodes and audiobooks that are streams)."""
+    sql = get_query(name).sql
+    if name == "skips":
+        assert "is_music(p.item_type) AND p.ms_played IS NOT NULL" in sql
+    elif name == "top_shows":
+        assert "p.item_type IN ('episode', 'audiobook') AND is_stream(p.ms_played)" in sql
+    else:
+        assert "is_music(p.item_type) AND is_stream(p.ms_played)" in sql
+    assert "30000" not in sql  # the threshold lives in translate.py only

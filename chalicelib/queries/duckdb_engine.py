@@ -83,20 +83,36 @@ def table_view_sql(table: Table, lake_dir: Path) -> str:
     the same shape when the lake has none yet (`read_parquet` refuses a glob without files)."""
     folder = lake_dir / CURATED_PREFIX / table.name
     pattern = f"{table.partition.name}=*/*.parquet"
-    has_files = any(folder.glob(pattern))
+    if not any(folder.glob(pattern)):
+        typed_nulls = ", ".join(
+            f"CAST(NULL AS {DUCKDB_TYPES[c.type]}) AS {_quoted(c.name)}" for c in table.all_columns
+        )
+        return f"CREATE VIEW {table.name} AS SELECT {typed_nulls} WHERE false"
+    files = parquet_select_sql(table, _sql_string(str(folder / pattern)))
+    return f"CREATE VIEW {table.name} AS {files}"
+
+
+def parquet_select_sql(table: Table, files: str) -> str:
+    """`SELECT` every declared column of `table`, typed, from the Parquet files `files` names
+    (SQL: a glob literal, or a `?` bound to a list of paths), partition value from the path.
+
+    Files written before a column was declared (a plays file from before the history export's
+    columns) lack it: `union_by_name` reads every file's own columns (without it DuckDB takes
+    the first file's schema and silently drops the others' extra columns), and the empty typed
+    row it is united with by name supplies, as null, a column no file has yet."""
+    typed_nulls = ", ".join(
+        f"CAST(NULL AS {DUCKDB_TYPES[c.type]}) AS {_quoted(c.name)}" for c in table.all_columns
+    )
     typed = ", ".join(
-        f"CAST({_quoted(c.name) if has_files else 'NULL'} AS {DUCKDB_TYPES[c.type]}) "
-        f"AS {_quoted(c.name)}"
+        f"CAST({_quoted(c.name)} AS {DUCKDB_TYPES[c.type]}) AS {_quoted(c.name)}"
         for c in table.all_columns
     )
-    if not has_files:
-        return f"CREATE VIEW {table.name} AS SELECT {typed} WHERE false"
-    glob = _sql_string(str(folder / pattern))
     partition_type = DUCKDB_TYPES[table.partition.type]
-    return (
-        f"CREATE VIEW {table.name} AS SELECT {typed} FROM read_parquet({glob}, "
-        f"hive_partitioning = true, hive_types = {{'{table.partition.name}': {partition_type}}})"
+    read = (
+        f"SELECT * FROM read_parquet({files}, hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{'{table.partition.name}': {partition_type}}})"
     )
+    return f"SELECT {typed} FROM (SELECT {typed_nulls} WHERE false UNION ALL BY NAME {read}) AS f"
 
 
 def json_value(value: Any) -> Any:

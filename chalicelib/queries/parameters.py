@@ -155,9 +155,7 @@ def _check_int(parameter: Parameter, raw: str) -> int:
 
 def _check_id(parameter: Parameter, raw: str) -> str:
     if ID_PATTERN.fullmatch(raw) is None:
-        raise QueryParameterError(
-            f"{parameter.name}: expected an id of {ID_DESCRIPTION}"
-        )
+        raise QueryParameterError(f"{parameter.name}: expected an id of {ID_DESCRIPTION}")
     return raw
 
 

@@ -13,7 +13,7 @@ Every step is mechanical, on sqlglot's syntax tree:
    the other way). `weekday_in_zone(ts, zone)`, the ISO weekday (1 = Monday … 7 = Sunday) on
    the same clock, is the same conversion read with Athena's `day_of_week` / DuckDB's `isodow`;
 4. generation in the engine's dialect, comments dropped;
-5. named placeholders become positional `?` in the order they appear in the final text, which
+6. named placeholders become positional `?` in the order they appear in the final text, which
    is the order both engines bind positional values in.
 """
 
@@ -40,6 +40,14 @@ MACRO_WEEKDAY_IN_ZONE = "weekday_in_zone"
 _ZONE_MACROS = {
     MACRO_HOUR_IN_ZONE: {"athena": "hour", "duckdb": "hour"},
     MACRO_WEEKDAY_IN_ZONE: {"athena": "day_of_week", "duckdb": "isodow"},
+}
+
+# Macro -> the predicate it stands for, over its one argument `{0}` (the same on both engines).
+# A counted play (contract §6) is `is_music(p.item_type) AND is_stream(p.ms_played)`.
+STREAM_MS = 30000  # Spotify's own threshold for a stream
+_PREDICATE_MACROS = {
+    "is_music": "COALESCE({0}, 'track') IN ('track', 'unknown')",
+    "is_stream": f"{{0}} IS NULL OR {{0}} >= {STREAM_MS}",
 }
 
 # Functions that exist on one engine only (sqlglot passes them through unchanged).
@@ -136,6 +144,8 @@ def _inline_unbindable(tree: exp.Expression, inline: Mapping[str, str | int]) ->
 
 
 def _rewrite_macro(node: exp.Expression, dialect: str) -> exp.Expression:
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _PREDICATE_MACROS:
+        return _predicate(node)
     if not (isinstance(node, exp.Anonymous) and node.name.lower() in _ZONE_MACROS):
         return node
     macro = node.name.lower()
@@ -149,6 +159,22 @@ def _rewrite_macro(node: exp.Expression, dialect: str) -> exp.Expression:
             this="timezone", expressions=[zone, exp.cast(timestamp, "TIMESTAMPTZ")]
         )
     return exp.Anonymous(this=_ZONE_MACROS[macro][dialect], expressions=[local])
+
+
+def _predicate(node: exp.Anonymous) -> exp.Expression:
+    """A predicate macro's expansion, its argument in place of `{0}`, in parentheses so it
+    binds as one term wherever it stands."""
+    macro = node.name.lower()
+    if len(node.expressions) != 1:
+        raise NonPortableSQLError(f"{macro}() takes one argument")
+    (argument,) = node.expressions
+    template = sqlglot.parse_one(
+        _PREDICATE_MACROS[macro].format("__macro_argument"), read=SOURCE_DIALECT
+    )
+    for column in list(template.find_all(exp.Column)):
+        if column.name == "__macro_argument":
+            column.replace(argument.copy())
+    return exp.Paren(this=template)
 
 
 def _positional(sql: str, dialect: str) -> tuple[str, list[str]]:

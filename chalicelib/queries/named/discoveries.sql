@@ -1,6 +1,6 @@
 -- New artists and tracks per month: those whose first counted play in the whole lake (by the
--- user, or by anyone when no user is given) falls in that month, and the month's plays that
--- credit an artist first heard that month. One row per month (UTC, `YYYY-MM`) with counted
+-- user, or by anyone when no user is given) falls in that month, and the month's counted plays
+-- that credit an artist first heard that month. One row per month (UTC, `YYYY-MM`) with counted
 -- plays in the range, by month.
 --
 -- @param start date required First played_date (UTC), inclusive
@@ -8,22 +8,30 @@
 -- @param user string Only this user's plays (and first plays); all users when absent
 WITH
 -- Every counted play in the lake, not only those in range: "first heard" looks at all of
--- history. Today every play is an API play (the `plays` table has no `ms_played` yet), so
--- every play counts. When the history export's columns land (contract §4, §6), this is the one
--- place for the counting filter (music plays with `ms_played` null or >= 30,000) and the name
--- fallback `track_key = coalesce(p.track_id, p.track_name)`; `play_credits` then gives a track
--- without credits one credit, identified by the play's `artist_name`.
+-- history. Counted (contract §6): music plays (is_music) that Spotify counts as a stream
+-- (is_stream); both are macros the translation step expands (translate.py). A track is its
+-- id, or, known by name only (an export row without a track id), its name and the play's
+-- artist name.
 counted_plays AS (
-    SELECT p.user_id, p.played_at, p.played_date, p.track_id AS track_key,
+    SELECT p.user_id, p.played_at, p.played_date, p.track_id, p.artist_name,
+           CASE WHEN p.track_id IS NULL THEN p.track_name END AS track_name,
+           CASE WHEN p.track_id IS NULL AND p.track_name IS NOT NULL THEN p.artist_name END
+               AS track_artist,
            substr(CAST(p.played_date AS VARCHAR), 1, 7) AS "month"
     FROM plays AS p
     WHERE (:user IS NULL OR p.user_id = :user)
+      AND is_music(p.item_type) AND is_stream(p.ms_played)
 ),
--- A play's credited artists: its track's credits in track_artists_latest, each artist once.
+-- A play's credited artists: its track's credits in track_artists_latest, each artist once; a
+-- track without credits there has one, known by the play's artist_name only. An artist is its
+-- id, or its name when the id is unknown ("id:" / "name:" keep the two apart).
 play_credits AS (
-    SELECT DISTINCT p.user_id, p.played_at, p.played_date, p."month", ta.artist_id AS artist_key
+    SELECT DISTINCT p.user_id, p.played_at, p.played_date, p."month",
+           CASE WHEN ta.track_id IS NULL THEN 'name:' || p.artist_name
+                ELSE 'id:' || ta.artist_id END AS artist_key
     FROM counted_plays AS p
-    JOIN track_artists_latest AS ta ON ta.track_id = p.track_key
+    LEFT JOIN track_artists_latest AS ta ON ta.track_id = p.track_id
+    WHERE ta.track_id IS NOT NULL OR p.artist_name IS NOT NULL
 ),
 -- The month of each artist's and track's first counted play (min of played_date: its month is
 -- the month of the earliest play).
@@ -33,10 +41,10 @@ artist_first AS (
     GROUP BY artist_key
 ),
 track_first AS (
-    SELECT track_key, substr(CAST(min(played_date) AS VARCHAR), 1, 7) AS first_month
+    SELECT substr(CAST(min(played_date) AS VARCHAR), 1, 7) AS first_month
     FROM counted_plays
-    WHERE track_key IS NOT NULL
-    GROUP BY track_key
+    WHERE track_id IS NOT NULL OR track_name IS NOT NULL
+    GROUP BY track_id, track_name, track_artist
 ),
 -- The months of the range that have counted plays. A month only partly inside the range
 -- still counts every artist and track first heard in it (the contract's "falls in that

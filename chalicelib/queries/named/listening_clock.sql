@@ -1,16 +1,22 @@
--- Plays and minutes per hour of the day in a time zone; all 24 hours, zeros included. Plays are
--- selected by their UTC played_date, then placed in the hour of `tz`.
+-- Counted plays and minutes per hour of the day in a time zone; all 24 hours, zeros included.
+-- Plays are selected by their UTC played_date, then placed in the hour of `tz`.
 --
 -- @param start date required First played_date (UTC), inclusive
 -- @param end date required Last played_date (UTC), inclusive
 -- @param user string Only this user's plays; all users when absent
 -- @param tz tz=UTC IANA time zone of the hours (e.g. Europe/Berlin)
-WITH plays_in_range AS (
-    SELECT p.user_id, p.played_at, p.played_date, p.track_id, t.duration_ms
+WITH
+-- The counted plays in range (contract §6): music plays (is_music) that Spotify counts as a
+-- stream (is_stream); both are macros the translation step expands (translate.py). A play
+-- lasts its ms_played, else its track's duration, else 0.
+counted_plays AS (
+    SELECT p.user_id, p.played_at, p.played_date, p.track_id,
+           coalesce(p.ms_played, t.duration_ms, 0) AS played_ms
     FROM plays AS p
     LEFT JOIN tracks_latest AS t ON t.track_id = p.track_id
     WHERE p.played_date BETWEEN CAST(:start AS DATE) AND CAST(:end AS DATE)
       AND (:user IS NULL OR p.user_id = :user)
+      AND is_music(p.item_type) AND is_stream(p.ms_played)
 ),
 -- A VALUES list: Athena and DuckDB spell a generated series differently.
 hours AS (
@@ -23,8 +29,8 @@ hours AS (
 per_hour AS (
     SELECT hour_in_zone(played_at, :tz) AS "hour",
            count(*) AS plays,
-           round(CAST(coalesce(sum(duration_ms), 0) AS DOUBLE) / 60000.0, 2) AS minutes
-    FROM plays_in_range
+           round(CAST(sum(played_ms) AS DOUBLE) / 60000.0, 2) AS minutes
+    FROM counted_plays
     GROUP BY 1
 )
 SELECT h."hour",

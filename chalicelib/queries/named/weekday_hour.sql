@@ -1,23 +1,23 @@
--- Plays and minutes per weekday and hour of the day in a time zone; all 168 cells, zeros
--- included, by weekday (1 = Monday ... 7 = Sunday) then hour. Plays are selected by their UTC
--- played_date, then placed on the weekday and hour of `tz`.
+-- Counted plays and minutes per weekday and hour of the day in a time zone; all 168 cells,
+-- zeros included, by weekday (1 = Monday ... 7 = Sunday) then hour. Plays are selected by their
+-- UTC played_date, then placed on the weekday and hour of `tz`.
 --
 -- @param start date required First played_date (UTC), inclusive
 -- @param end date required Last played_date (UTC), inclusive
 -- @param user string Only this user's plays; all users when absent
 -- @param tz tz=UTC IANA time zone of the weekdays and hours (e.g. Europe/Berlin)
 WITH
--- The counted plays in range. Today every play is an API play (the `plays` table has no
--- `ms_played` yet), so every play counts and lasts its track's duration. When the history
--- export's columns land (contract §4, §6), this is the one place that changes: the counting
--- filter (music plays with `ms_played` null or >= 30,000) and
--- `played_ms = coalesce(p.ms_played, t.duration_ms)`.
-plays_in_range AS (
-    SELECT p.user_id, p.played_at, p.played_date, p.track_id, t.duration_ms AS played_ms
+-- The counted plays in range (contract §6): music plays (is_music) that Spotify counts as a
+-- stream (is_stream); both are macros the translation step expands (translate.py). A play
+-- lasts its ms_played, else its track's duration, else 0.
+counted_plays AS (
+    SELECT p.user_id, p.played_at, p.played_date, p.track_id,
+           coalesce(p.ms_played, t.duration_ms, 0) AS played_ms
     FROM plays AS p
     LEFT JOIN tracks_latest AS t ON t.track_id = p.track_id
     WHERE p.played_date BETWEEN CAST(:start AS DATE) AND CAST(:end AS DATE)
       AND (:user IS NULL OR p.user_id = :user)
+      AND is_music(p.item_type) AND is_stream(p.ms_played)
 ),
 -- VALUES lists: Athena and DuckDB spell a generated series differently.
 weekdays AS (
@@ -36,8 +36,8 @@ per_cell AS (
     SELECT weekday_in_zone(played_at, :tz) AS weekday,
            hour_in_zone(played_at, :tz) AS "hour",
            count(*) AS plays,
-           round(CAST(coalesce(sum(played_ms), 0) AS DOUBLE) / 60000.0, 2) AS minutes
-    FROM plays_in_range
+           round(CAST(sum(played_ms) AS DOUBLE) / 60000.0, 2) AS minutes
+    FROM counted_plays
     GROUP BY 1, 2
 )
 SELECT w.weekday, h."hour",
