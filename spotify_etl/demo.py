@@ -20,6 +20,7 @@ from typing import Any
 
 from chalicelib import services as services_module
 from chalicelib.config import load_config
+from spotify_standin.demo import OLDER_HISTORY_DAYS
 
 # A fixed timeline makes the demo's answers the same on every machine.
 DEMO_START = datetime(2026, 11, 16, tzinfo=UTC)
@@ -27,13 +28,13 @@ POLL_HOURS = (0, 3, 6, 9, 12, 15, 18, 21)
 SNAPSHOT_HOUR = 6
 LOCKOUT_HOUR, LOCKOUT = 9, timedelta(hours=5)
 LAKE_MARKER = ".spotify-etl-demo"
+# The first day of the listener's data download.
+HISTORY_START = DEMO_START - timedelta(days=OLDER_HISTORY_DAYS)
 
 Out = Callable[[str], None]
 
 
-def run_demo(
-    *, lake: str, days: int, out: Out, progress: Out, quota_lockout: bool = False
-) -> int:
+def run_demo(*, lake: str, days: int, out: Out, progress: Out, quota_lockout: bool = False) -> int:
     """Run the demo into `lake` (recreated) and print answers. Returns the exit code."""
     from chalicelib import datasets
     from chalicelib.extract import runner
@@ -71,12 +72,45 @@ def run_demo(
                 progress(f"  {at:%Y-%m-%d %H:%M} UTC  {'+'.join(chosen):<45} {_said(record)}")
         out(f"Runs: {statuses}")
         out(_health_line(services, at))
+        _import_export(services, standin, lake_dir, at, out, progress)
         _print_answers(services, days, out)
         out(f"\nDashboard: {_write_dashboard(services, days, lake_dir)}")
     finally:
         services_module.use(None)
         standin.stop()
     return 0 if "failed" not in statuses else 1
+
+
+def _import_export(
+    services: services_module.Services,
+    standin: Any,
+    lake_dir: Path,
+    at: datetime,
+    out: Out,
+    progress: Out,
+) -> None:
+    """The listener's data download, as Spotify would send it at the end of the demo, imported
+    as `spotify-etl import-history` does: months of history the API never showed."""
+    from chalicelib.extract import runner
+    from spotify_etl import import_history as importer
+    from spotify_standin.export import demo_export_zip
+
+    user = _demo_user(services)
+    path = lake_dir / "my_spotify_data.zip"
+    path.write_bytes(demo_export_zip(standin.world, user, at))
+    out(f"\nImporting {path.name} (the listener's data download) for {user}:")
+    collected = importer.collect([path])
+    # The demo's lake dispatches each write's S3 event: every file is transformed as it lands,
+    # and its marker says what became of its rows.
+    landed = importer.land(services.storage, collected.files, user, at)
+    importer.await_markers(services.storage, landed, progress, wait_seconds=0)
+    out(importer.summary(user, landed, collected.skipped))
+    # The next daily enrichment looks up the tracks only the download knows, then their artists.
+    enrich_at = at + timedelta(hours=1)
+    standin.set_now(enrich_at)
+    record = runner.run_extraction(services, datasets=["tracks", "artists"], run_at=enrich_at)
+    calls = record.get("calls", 0)
+    out(f"Enrichment at {enrich_at:%Y-%m-%d %H:%M} UTC: {_said(record)}, {calls} Spotify calls")
 
 
 def _said(record: dict[str, Any]) -> str:
@@ -113,11 +147,16 @@ def _print_answers(services: services_module.Services, days: int, out: Out) -> N
     last = (DEMO_START + timedelta(days=days - 1)).date().isoformat()
     snapshot_day = (DEMO_START + timedelta(days=days - 1)).date().isoformat()
     user = _demo_user(services)
+    # The imported download reaches months further back than the polls.
+    since = HISTORY_START.date().isoformat()
     asks: list[tuple[str, dict[str, str]]] = [
+        ("coverage", {"start": first, "end": last}),
         ("daily_listening", {"start": first, "end": last}),
-        ("top_artists", {"start": first, "end": last, "limit": "5"}),
-        ("top_tracks", {"start": first, "end": last, "limit": "5"}),
-        ("genres", {"start": first, "end": last, "limit": "5"}),
+        ("top_artists", {"start": since, "end": last, "limit": "5"}),
+        ("top_tracks", {"start": since, "end": last, "limit": "5"}),
+        ("genres", {"start": since, "end": last, "limit": "5"}),
+        ("top_shows", {"start": since, "end": last, "limit": "5"}),
+        ("skips", {"start": since, "end": last, "limit": "5"}),
         ("listening_clock", {"start": first, "end": last, "tz": "Europe/Berlin"}),
         ("top_items_movement", {
             "item_type": "artist", "time_range": "short_term", "date": snapshot_day, "user": user,
@@ -140,7 +179,7 @@ def _write_dashboard(services: services_module.Services, days: int, lake_dir: Pa
     from spotify_etl.sample import SAMPLE_NOTICE
 
     params = {
-        "start": (DEMO_START - timedelta(days=2)).date().isoformat(),
+        "start": HISTORY_START.date().isoformat(),
         "end": (DEMO_START + timedelta(days=days - 1)).date().isoformat(),
         "tz": "Europe/Berlin",
     }
