@@ -33,6 +33,17 @@ _HISTORY_NAMES = (
     re.compile(r"^StreamingHistory(_music|_podcast)?_?\d*\.json$", re.IGNORECASE),
 )
 _ACCOUNT_TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$")
+# Streams end after Spotify began (2006) and before the import: a `ts` outside is no stream.
+_NO_EARLIER = datetime(2006, 1, 1, tzinfo=UTC)
+_NO_LATER = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+VIDEO = "video history (not imported)"
+
+
+def format_from_name(name: str) -> str:
+    """What a file's name says its format is (for an empty file, whose rows cannot say)."""
+    return ACCOUNT if base_name(name).lower().startswith("streaminghistory") else EXTENDED
 
 
 class NotAnExport(ValueError):
@@ -56,7 +67,7 @@ def skip_reason(name: str) -> str | None:
     for a streaming history file."""
     base = base_name(name)
     if _VIDEO.match(base):
-        return "video history (not imported)"
+        return VIDEO
     if not any(pattern.match(base) for pattern in _HISTORY_NAMES):
         return "not a streaming history file"
     return None
@@ -99,13 +110,24 @@ def account_item_type(file_name: str, row: dict[str, Any]) -> str:
     return "track" if "_music" in base_name(file_name).lower() else "unknown"
 
 
-def row_time(row: Any, format_: str) -> datetime | None:
-    """When the stream ended (`ts` / `endTime`), or None when the row has no valid one."""
+def row_time(row: Any, format_: str, latest: datetime | None = None) -> datetime | None:
+    """When the stream ended (`ts` / `endTime`, to the millisecond as Parquet keeps it), or None
+    when the row has no valid one: none, not a time, before Spotify existed, or after `latest`
+    (the import's moment and a day of clock skew)."""
     if not isinstance(row, dict):
         return None
     if format_ == EXTENDED:
-        return layout.try_parse_iso(row.get("ts"))
-    value = row.get("endTime")
+        moment = layout.try_parse_iso(row.get("ts"))
+    else:
+        moment = _account_time(row.get("endTime"))
+    if moment is None:
+        return None
+    moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    limit = (latest or _NO_LATER) + layout.FUTURE_SLACK
+    return moment if _NO_EARLIER <= moment <= limit else None
+
+
+def _account_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not _ACCOUNT_TIME.match(value):
         return None
     try:

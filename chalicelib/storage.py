@@ -363,3 +363,48 @@ def retry_transient(
                 raise TransientStorageError(f"{what}: {type(error).__name__}: {error}") from error
             time.sleep(base_delay * 2**attempt * random.random())
     raise AssertionError("unreachable")
+
+
+class LeaseBusy(TransientStorageError):
+    """Another holder kept the lease for longer than the caller would wait: try again later."""
+
+
+@contextlib.contextmanager
+def lease(
+    storage: Storage,
+    key: str,
+    *,
+    seconds: float,
+    wait: float,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[None]:
+    """Hold the lease document `key` (taken with a conditional write) for at most `seconds`:
+    the writers of a group of objects that must change together take turns. Raises `LeaseBusy`
+    after `wait` seconds; a holder that dies frees it when its `seconds` run out."""
+    owner = os.urandom(8).hex()
+    give_up = clock() + wait
+    while True:
+        current = storage.get(key)
+        held = json.loads(current.data) if current is not None else {}
+        if held.get("until", 0) <= clock():
+            taken = dump_json({"owner": owner, "until": clock() + seconds})
+            try:
+                if current is None:
+                    storage.put(key, taken, if_none_match=True, content_type="application/json")
+                else:
+                    storage.put(key, taken, if_match=current.etag, content_type="application/json")
+                break
+            except PreconditionFailed:
+                pass  # another writer took it first
+        if clock() >= give_up:
+            raise LeaseBusy(f"{key} stayed leased for {wait:.0f} s")
+        sleep(0.05 + 0.45 * random.random())
+    try:
+        yield
+    finally:
+        mine = storage.get(key)
+        if mine is not None and json.loads(mine.data).get("owner") == owner:
+            with contextlib.suppress(PreconditionFailed):  # expired and taken meanwhile
+                free = dump_json({"owner": None, "until": 0})
+                storage.put(key, free, if_match=mine.etag, content_type="application/json")

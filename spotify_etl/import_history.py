@@ -26,6 +26,8 @@ from chalicelib.extract.envelope import build_envelope, write_envelope
 from chalicelib.storage import PreconditionFailed, Storage, get_json
 
 FATES = ("new", "matched", "duplicate")
+# Spotify's files hold about 12 MB each; one far larger is no history file (or a zip bomb).
+MAX_FILE_BYTES = 256 * 2**20
 
 
 class BadExport(ValueError):
@@ -54,7 +56,7 @@ class Landed:
 
     file: ExportFile
     key: str
-    already: bool  # the same file was imported for this user the same day: nothing written
+    already: bool  # the same file was landed for this user the same day: nothing written
     marker: dict[str, Any] | None = None
 
 
@@ -84,20 +86,26 @@ def _collect_zip(path: Path, collected: Collected) -> None:
                 if reason is not None:
                     collected.skipped.append(exports.Skip(info.filename, reason))
                     continue
-                _collect_file(info.filename, archive.read(info), collected, given=False)
-    except (zipfile.BadZipFile, OSError) as error:
+                with archive.open(info) as member:
+                    data = member.read(MAX_FILE_BYTES + 1)  # never more, whatever it claims
+                if len(data) > MAX_FILE_BYTES:
+                    raise BadExport(f"{info.filename}: larger than {MAX_FILE_BYTES // 2**20} MB")
+                _collect_file(info.filename, data, collected, given=False)
+    # Encrypted members (RuntimeError) and compression methods Python lacks (Deflate64, which
+    # Windows uses for large zips: NotImplementedError) are the zip's trouble, not ours.
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as error:
         raise BadExport(f"{path}: cannot read the zip: {error}") from error
 
 
 def _collect_file(name: str, data: bytes, collected: Collected, *, given: bool) -> None:
     """Check one file; a JSON file named on the command line is taken by its content whatever
     its name (but video history), one inside a zip only when its name says history."""
-    if given and exports.skip_reason(name) == "video history (not imported)":
-        collected.skipped.append(exports.Skip(name, "video history (not imported)"))
+    if given and exports.skip_reason(name) == exports.VIDEO:
+        collected.skipped.append(exports.Skip(name, exports.VIDEO))
         return
     try:
         rows = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         kind = "neither a zip nor a JSON file" if given else "not JSON"
         raise BadExport(f"{name}: {kind} ({error})") from error
     try:
@@ -105,7 +113,7 @@ def _collect_file(name: str, data: bytes, collected: Collected, *, given: bool) 
     except exports.NotAnExport as error:
         raise BadExport(f"{name}: {error}") from error
     if format_ is None:  # an empty file: its name says which format it would be
-        format_ = exports.ACCOUNT if "StreamingHistory" in exports.base_name(name) else "extended"
+        format_ = exports.format_from_name(name)
     digest = hashlib.sha256(data).hexdigest()
     collected.files.append(ExportFile(name, format_, exports.scrub(rows), digest))
 
@@ -146,13 +154,14 @@ def land(storage: Storage, files: list[ExportFile], user_id: str, now: datetime)
             landed.append(Landed(file, key, already=True))
             continue
         landed.append(Landed(file, key, already=False))
-    plays.remember_import(storage, user_id, [window for f in files if (window := span(f))])
+    spans = [window for f in files if (window := span(f, now))]
+    plays.remember_import(storage, user_id, spans)
     return landed
 
 
-def span(file: ExportFile) -> tuple[str, str] | None:
+def span(file: ExportFile, now: datetime) -> tuple[str, str] | None:
     """The first and last `ts` of a file's rows (ISO), or None when it has none."""
-    times = [t for row in file.rows if (t := exports.row_time(row, file.format)) is not None]
+    times = [t for row in file.rows if (t := exports.row_time(row, file.format, now)) is not None]
     return (layout.iso(min(times)), layout.iso(max(times))) if times else None
 
 
@@ -163,7 +172,9 @@ def transform_here(storage: Storage, landed: list[Landed], progress: Callable[[s
 
     for item in landed:
         if item.already:
-            continue
+            if get_json(storage, layout.marker_key(item.key)) is not None:
+                continue
+            item.already = False  # landed by an import that stopped before its transform
         item.marker = handler.transform_object(storage, item.key)
         progress(line(item))
 

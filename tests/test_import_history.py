@@ -59,6 +59,11 @@ def audiobook_row(ts: str) -> dict[str, Any]:
     return ext(ts, None, 900_000, track_name=None, artist_name=None, album_name=None, **book)
 
 
+def music_row(end: str, artist: str, track: str, ms: int = 200_000) -> dict[str, Any]:
+    """A row of account data's music history: to the minute, names only."""
+    return {"endTime": end, "artistName": artist, "trackName": track, "msPlayed": ms}
+
+
 def write_zip(path: Path, files: dict[str, Any]) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         for name, content in files.items():
@@ -454,11 +459,47 @@ def test_a_raw_export_object_of_another_shape_is_quarantined_with_a_reason(lake:
 
 def test_a_row_without_a_valid_time_costs_only_itself(lake: Path, tmp_path: Path) -> None:
     path = tmp_path / "Streaming_History_Audio_2024_0.json"
-    path.write_text(json.dumps([ext("2024-05-01T10:00:00Z", "t1"), ext("yesterday", "t2")]))
+    path.write_text(json.dumps([
+        ext("2024-05-01T10:00:00Z", "t1"),
+        ext("yesterday", "t2"),
+        ext("9999-12-31T23:00:00Z", "t3"),  # parses, but no day after it exists
+        ext("0001-01-01T00:00:00Z", "t4"),
+        ext("2026-03-09T10:00:00Z", "t5"),  # days after the import: no stream yet
+    ]))  # fmt: skip
     assert run_import(str(path)) == 0
     assert [r[1] for r in brief(lake)] == ["t1"]
     [report] = list((lake / "quarantine").rglob("*.values.json"))
-    assert "yesterday" in report.read_text()
+    assert all(value in report.read_text() for value in ("yesterday", "9999-12-31", "2026-03-09"))
+
+
+def test_a_ts_finer_than_milliseconds_is_one_play_however_often_imported(
+    lake: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "Streaming_History_Audio_2024_0.json"
+    path.write_text(json.dumps([ext("2024-01-01T10:00:00.000500Z", "t1")]))
+    assert run_import(str(path)) == 0
+    assert run_import(str(path), at="2026-03-06T12:00:00Z") == 0
+    assert brief(lake) == [("2024-01-01T10:00:00.000Z", "t1", "export", 200_000)]
+
+
+def test_account_rows_find_tracks_known_before_the_import_day_whatever_lands_after(
+    lake: Path, tmp_path: Path
+) -> None:
+    """The same lake however its objects arrive: live (import, then a poll the same day that
+    brings the track), and `reprocess` (every API object first)."""
+    path = tmp_path / "StreamingHistory_music_0.json"
+    path.write_text(json.dumps([{"endTime": "2026-03-04 09:00", "artistName": "Ada",
+                                 "trackName": "One", "msPlayed": 100_000}]))  # fmt: skip
+    assert run_import(str(path)) == 0  # 2026-03-05 12:00
+    land_polls(lake, [api_poll("2026-03-05T18:00:00Z", [(fx.T1, "2026-03-05T17:00:00Z")])])
+    live = plays(lake)
+    assert [(r["track_name"], r["track_id"]) for r in live] == [("One", None), (None, "t1")]
+    handler.reprocess(LocalStorage(lake))
+    assert plays(lake) == live
+    path.write_text(json.dumps([{"endTime": "2026-03-04 10:00", "artistName": "Ada",
+                                 "trackName": "One", "msPlayed": 100_000}]))  # fmt: skip
+    assert run_import(str(path), at="2026-03-06T12:00:00Z") == 0  # a day later: known now
+    assert [r["track_id"] for r in plays(lake) if r["source"] == "export"] == [None, "t1"]
 
 
 def test_the_import_needs_no_spotify_app_and_says_when_the_user_is_not_connected(
@@ -498,3 +539,101 @@ def test_an_import_covering_a_possible_gap_closes_it_in_health(lake: Path, tmp_p
     assert run_import(str(whole)) == 0
     assert open_now() == 0
     assert get_json(storage, plays_dataset.state_key(USER))["gaps"] == [gap]  # kept, closed
+
+
+def test_both_downloads_of_one_stream_are_one_play_in_any_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Account data repeats the last year of the extended history, to the minute and by name:
+    each stream counts once, whichever download comes first."""
+    extended = [
+        ext("2026-01-10T10:03:37Z", "t1", track_name="One", artist_name="Ada"),
+        ext("2026-01-10T11:00:00Z", "t2", track_name="Two", artist_name="Bo"),  # to the second
+        episode_row("2026-01-10T12:30:10Z"),
+    ]
+    account = [
+        music_row("2026-01-10 10:03", "Ada", "One"),
+        music_row("2026-01-10 11:00", "Bo", "Two"),
+        music_row("2026-01-10 10:30", "Ada", "One", ms=90_000),
+    ]
+    podcast = [{"endTime": "2026-01-10 12:30", "podcastName": "The Show", "episodeName": "Ep 1",
+                "msPlayed": 1_200_000}]  # fmt: skip
+    zipped = write_zip(tmp_path / "my_spotify_data.zip", {
+        f"{EXT_DIR}/Streaming_History_Audio_2026_0.json": extended,
+        f"{ACC_DIR}/StreamingHistory_music_0.json": account,
+        f"{ACC_DIR}/StreamingHistory_podcast_0.json": podcast,
+    })  # fmt: skip
+    account_only = write_zip(tmp_path / "account.zip", {
+        f"{ACC_DIR}/StreamingHistory_music_0.json": account,
+        f"{ACC_DIR}/StreamingHistory_podcast_0.json": podcast,
+    })  # fmt: skip
+    extended_only = write_zip(tmp_path / "extended.zip", {
+        f"{EXT_DIR}/Streaming_History_Audio_2026_0.json": extended,
+    })  # fmt: skip
+    tables = []
+    for name, zips in (("together", [zipped]), ("account first", [account_only, extended_only]),
+                       ("extended first", [extended_only, account_only])):  # fmt: skip
+        lake = tmp_path / name.replace(" ", "_")
+        monkeypatch.setenv("LAKE_URI", str(lake))
+        for path in zips:
+            assert run_import(str(path)) == 0
+        tables.append([(layout.iso(r["played_at"]), r["track_name"], r["show_name"],
+                        r["platform"]) for r in plays(lake)])  # fmt: skip
+    assert (
+        tables[0]
+        == tables[1]
+        == tables[2]
+        == [
+            ("2026-01-10T10:03:37.000Z", "One", None, "android"),
+            ("2026-01-10T10:30:00.000Z", "One", None, None),  # only the account data has it
+            ("2026-01-10T11:00:00.000Z", "Two", None, "android"),
+            ("2026-01-10T12:30:10.000Z", None, "The Show", "android"),
+        ]
+    )
+
+
+def test_an_import_that_stopped_before_its_transform_is_finished_by_the_next(
+    lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spotify_etl import import_history as importer
+
+    path = tmp_path / "Streaming_History_Audio_2024_0.json"
+    path.write_text(json.dumps([ext("2024-05-01T10:00:00Z", "t1")]))
+    collected = importer.collect([path])
+    importer.land(LocalStorage(lake), collected.files, USER, layout.parse_iso(IMPORT_AT))
+    assert plays(lake) == []  # landed, then the laptop slept
+    assert run_import(str(path)) == 0
+    assert "1 new plays" in capsys.readouterr().out
+    assert [r[1] for r in brief(lake)] == ["t1"]
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON"),  # nested past Python's recursion limit
+        (b"\xff\xfe not utf-8", "not JSON"),
+    ],
+)
+def test_odd_members_of_a_zip_are_refused_before_upload(
+    lake: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], member: bytes, message: str
+) -> None:
+    zipped = write_zip(
+        tmp_path / "odd.zip", {f"{EXT_DIR}/Streaming_History_Audio_2024_0.json": member}
+    )
+    assert run_import(str(zipped)) == 2
+    assert message in capsys.readouterr().err
+    assert not lake.exists() or not any(lake.rglob("*.gz"))
+
+
+def test_a_zip_member_past_the_size_cap_is_refused_unread(
+    lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spotify_etl import import_history as importer
+
+    monkeypatch.setattr(importer, "MAX_FILE_BYTES", 1000)
+    rows = [ext(f"2024-05-01T10:{m:02d}:00Z", "t1") for m in range(20)]
+    zipped = write_zip(
+        tmp_path / "big.zip", {f"{EXT_DIR}/Streaming_History_Audio_2024_0.json": rows}
+    )
+    assert run_import(str(zipped)) == 2
+    assert "larger than" in capsys.readouterr().err

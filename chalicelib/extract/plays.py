@@ -37,11 +37,7 @@ def fetch(job: Fetch) -> Fetched:
     page = job.client.call(lambda sp: sp.current_user_recently_played(limit=LIMIT))
     items = page.get("items") if isinstance(page, dict) else None
     stamps = [item.get("played_at") for item in items or [] if isinstance(item, dict)]
-    # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
-    played = sorted((s for s in stamps if layout.try_parse_iso(s)), key=layout.parse_iso)
-    horizon = layout.utc(job.run_at) + FUTURE_SLACK
-    future = [s for s in played if layout.parse_iso(s) > horizon]
-    played = played[: len(played) - len(future)]
+    played, future = returned(stamps, job.run_at)
     warnings = gap_warnings(watermark, played)
     odd = [s for s in stamps if not layout.try_parse_iso(s)]
     for kind, found in (("unparseable_played_at", odd), ("future_played_at", future)):
@@ -62,6 +58,17 @@ def fetch(job: Fetch) -> Fetched:
         warnings=warnings,
         advance=advance,
     )
+
+
+def returned(stamps: list[Any], run_at: datetime) -> tuple[list[str], list[str]]:
+    """The `played_at` values a poll returned that are times, oldest first, and apart those
+    past `run_at` + `FUTURE_SLACK` (no real play). The transform reads raw objects with it too,
+    so `history_gaps` holds exactly the gaps the runs warned of."""
+    # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
+    played = sorted((s for s in stamps if layout.try_parse_iso(s)), key=layout.parse_iso)
+    horizon = layout.utc(run_at) + FUTURE_SLACK
+    future = [s for s in played if layout.parse_iso(s) > horizon]
+    return played[: len(played) - len(future)], future
 
 
 def gap_warnings(watermark: str | None, played: list[str]) -> list[dict[str, Any]]:

@@ -21,6 +21,10 @@ from chalicelib.transform.raw import Envelope, UnreadableRaw
 # (track name, artist name) → the track id they name, if exactly one known track has them.
 Resolve = Callable[[str | None, str | None], str | None]
 
+# A play's mark (not a column) that it came from account data (`endTime` to the minute, names
+# only): the plays merge drops it where an extended-history row holds the same stream.
+FROM_ACCOUNT = "from_account"
+
 EXPORT_COLUMNS = (
     "item_type",
     "episode_id",
@@ -61,11 +65,6 @@ def file_rows(envelope: Envelope) -> tuple[str, str, list[Any]]:
     return file_name, format_, body
 
 
-def needs_names(envelope: Envelope) -> bool:
-    """Whether reading this object resolves tracks by name (account data has no ids)."""
-    return envelope.meta.get("format") == exports.ACCOUNT
-
-
 def export_rows(
     envelope: Envelope, resolve: Resolve | None = None
 ) -> tuple[dict[str, list[Row]], list[Issue]]:
@@ -76,7 +75,7 @@ def export_rows(
     issues: list[Issue] = []
     times: list[datetime] = []
     for row in body:
-        ended = exports.row_time(row, format_)
+        ended = exports.row_time(row, format_, envelope.run.run_at)
         if ended is None:
             field = "ts" if format_ == exports.EXTENDED else "endTime"
             shown = ascii(row.get(field)) if isinstance(row, dict) else ascii(row)
@@ -158,6 +157,7 @@ def _account(row: dict[str, Any], file_name: str, resolve: Resolve | None) -> Ro
     if item_type != "episode" and resolve is not None:
         track_id = resolve(track_name, artist_name)
     return {column: None for column in EXPORT_COLUMNS} | {
+        FROM_ACCOUNT: True,
         "track_id": track_id,
         "item_type": item_type,
         "ms_played": integer(row.get("msPlayed")),

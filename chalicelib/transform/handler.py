@@ -68,8 +68,8 @@ def transform_objects(
     known = KnownTracks(storage)
     for key in dict.fromkeys(keys):
         if _is_export(key) and pending:
-            # An account-data export resolves tracks by name against `curated/`: what the batch
-            # read so far must be written (and the names read again) before.
+            # An export file may be account data, whose rows find their tracks by name in
+            # `curated/`: what the batch read so far is written (and names read again) first.
             outcomes |= _write(storage, pending, defer_transient)
             pending, pending_rows = {}, 0
             known.forget()
@@ -220,7 +220,8 @@ def _read(
     try:
         envelope = read_envelope(key, blob.data)
         if envelope.run.dataset == datasets.HISTORY_EXPORT:
-            tables, issues = export_rows.export_rows(envelope, known.resolve)
+            resolve = known.before(envelope.run.snapshot_date)
+            tables, issues = export_rows.export_rows(envelope, resolve)
         else:
             reused = borrowed.envelopes(envelope)
             tables, issues = rows.envelope_rows_reported(envelope, reused)

@@ -2,8 +2,9 @@
 
 Contract §8: a row takes the `track_id` of the one known track with exactly that track name and
 a credited artist of that name, if there is exactly one; otherwise none. "Known" is what the
-curated dimensions hold when the row is transformed (their latest name per id), so `reprocess`
-transforms export objects after every API object (`handler.reprocess`).
+curated dimensions hold from the days before the import (their latest name per id there), so
+the answer depends on `raw/` alone; `reprocess` transforms export objects after every API
+object (`handler.reprocess`) for the same reason.
 """
 
 from __future__ import annotations
@@ -13,34 +14,47 @@ from collections import defaultdict
 from chalicelib import layout
 from chalicelib.storage import Storage, retry_transient
 from chalicelib.transform import parquet_io
+from chalicelib.transform.export_rows import Resolve
 from chalicelib.transform.objects import Row
 
 
 class KnownTracks:
-    """(track name, artist name) → track ids, read from `curated/` once, on first use."""
+    """(track name, artist name) → track ids, read from `curated/` once (on first use), as known
+    before a given day."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self._index: dict[tuple[str, str], set[str]] | None = None
+        self._rows: dict[str, list[tuple[str, Row]]] | None = None
+        self._indexes: dict[str, dict[tuple[str, str], set[str]]] = {}
 
-    def resolve(self, track_name: str | None, artist_name: str | None) -> str | None:
-        if track_name is None or artist_name is None:
-            return None
-        if self._index is None:
-            self._index = self._build()
-        found = self._index.get((track_name, artist_name), set())
-        return next(iter(found)) if len(found) == 1 else None
+    def before(self, day: str) -> Resolve:
+        """The resolver of an export imported on `day`: the tracks the dimensions knew from
+        partitions before that day. Only earlier days: the polls of the import's own day may
+        land after it, and the answer must not depend on which came first."""
+
+        def resolve(track_name: str | None, artist_name: str | None) -> str | None:
+            if track_name is None or artist_name is None:
+                return None
+            if day not in self._indexes:
+                self._indexes[day] = self._index(day)
+            found = self._indexes[day].get((track_name, artist_name), set())
+            return next(iter(found)) if len(found) == 1 else None
+
+        return resolve
 
     def forget(self) -> None:
         """Read `curated/` again at the next use (new dimension rows were written since)."""
-        self._index = None
+        self._rows, self._indexes = None, {}
 
-    def _build(self) -> dict[tuple[str, str], set[str]]:
-        track_names = _latest(self._rows("tracks"), "track_id", "name")
-        artist_names = _latest(self._rows("artists"), "artist_id", "name")
+    def _index(self, day: str) -> dict[tuple[str, str], set[str]]:
+        if self._rows is None:
+            self._rows = {t: self._read(t) for t in ("tracks", "track_artists", "artists")}
+        earlier = {t: [(d, row) for d, row in rows if d < day] for t, rows in self._rows.items()}
+        track_names = _latest(earlier["tracks"], "track_id", "name")
+        artist_names = _latest(earlier["artists"], "artist_id", "name")
         # A track's credits are those of its latest partition (as `track_artists_latest`).
         credits: dict[str, tuple[str, set[str]]] = {}
-        for date, row in self._rows("track_artists"):
+        for date, row in earlier["track_artists"]:
             current = credits.get(row["track_id"])
             if current is None or date > current[0]:
                 credits[row["track_id"]] = current = (date, set())
@@ -54,7 +68,7 @@ class KnownTracks:
                     index[(name, artist)].add(track_id)
         return index
 
-    def _rows(self, table: str) -> list[tuple[str, Row]]:
+    def _read(self, table: str) -> list[tuple[str, Row]]:
         found = []
         for key in sorted(self.storage.list(f"{layout.CURATED_PREFIX}{table}/")):
             blob = retry_transient(lambda k=key: self.storage.get(k), what=f"reading {key}")

@@ -22,23 +22,25 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib import layout
 from chalicelib.tables import TABLES
-from chalicelib.transform.export_rows import EXPORT_COLUMNS
+from chalicelib.transform.export_rows import EXPORT_COLUMNS, FROM_ACCOUNT
 from chalicelib.transform.merge import canonical
 from chalicelib.transform.objects import Row
 
 TOLERANCE = timedelta(seconds=90)
 API_COLUMNS = ("user_id", "played_at", "track_id", "context_type", "context_uri")
 COLUMNS = tuple(TABLES["plays"].column_names)
-# File metadata: the export `ts` of each `both` row, by its `played_at`.
-MATCHED = "matched_ts"
+# File metadata: the export `ts` of each `both` row, by its `played_at`; the `ts` of the export
+# rows that came from account data.
+MATCHED, ACCOUNT_TS = "matched_ts", "account_ts"
+ACCOUNT_SLACK = timedelta(seconds=60)
 # Before the export columns existed, an API play's row had none of them.
 API_DEFAULTS: Row = {column: None for column in EXPORT_COLUMNS} | {
     "source": "api",
@@ -51,8 +53,11 @@ def api_row(row: Row) -> Row:
     return {column: row.get(column) for column in API_COLUMNS} | API_DEFAULTS
 
 
-def halves(rows: Iterable[Row], matched: dict[str, str]) -> tuple[list[Row], list[Row]]:
-    """A table's rows taken back apart: API plays, and export rows (`played_at` = their `ts`)."""
+def halves(
+    rows: Iterable[Row], matched: dict[str, str], account: Collection[str] = ()
+) -> tuple[list[Row], list[Row]]:
+    """A table's rows taken back apart: API plays, and export rows (`played_at` = their `ts`;
+    `account`: the ISO `ts` of those from account data)."""
     api, export = [], []
     for row in rows:
         source = row.get("source") or "api"  # files written before the export columns
@@ -63,18 +68,24 @@ def halves(rows: Iterable[Row], matched: dict[str, str]) -> tuple[list[Row], lis
             if source == "both":
                 found = matched.get(layout.iso(row["played_at"]))
                 ts = layout.parse_iso(found) if found else ts
-            export.append(export_row(row, ts))
+            half = export_row(row, ts)
+            if layout.iso(ts) in account:
+                half[FROM_ACCOUNT] = True
+            export.append(half)
     return api, export
 
 
 def export_row(row: Row, ts: datetime | None = None) -> Row:
     """An export row in the one shape the merge compares: `played_at` is its `ts`."""
-    return {column: row.get(column) for column in COLUMNS} | {
+    shaped = {column: row.get(column) for column in COLUMNS} | {
         "played_at": row["played_at"] if ts is None else ts,
         "context_type": None,
         "context_uri": None,
         "source": "export",
     }
+    if row.get(FROM_ACCOUNT):
+        shaped[FROM_ACCOUNT] = True
+    return shaped
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ class Combined:
 
 def combine(api_rows: Iterable[Row], export_rows: Iterable[Row]) -> Combined:
     api = _one_per_moment(map(api_row, api_rows), _api_rank)
-    export = _one_per_moment(export_rows, _export_rank)
+    export = _without_covered_account_rows(_one_per_moment(export_rows, _export_rank))
     pairs = match(api, export)
     rows: dict[datetime, Row] = {}
     matched: dict[str, str] = {}
@@ -115,14 +126,55 @@ def combine(api_rows: Iterable[Row], export_rows: Iterable[Row]) -> Combined:
     return Combined([rows[moment] for moment in sorted(rows)], matched, export, paired)
 
 
-def fate(row: Row, before: dict[datetime, Row], combined: Combined) -> str:
-    """What importing export `row` did: `new`, `matched` (paired with an API play) or
-    `duplicate` (the lake held a row with its `ts` already — which a longer one replaces — or
-    another row with its `ts` won)."""
-    ts = row["played_at"]
-    if ts in before or combined.exports.get(ts) != row:
-        return "duplicate"
-    return "matched" if ts in combined.paired else "new"
+def fates(new: Iterable[Row], before: Iterable[Row], combined: Combined) -> Counter[str]:
+    """What importing the export rows `new` did, given the export rows the lake held `before`:
+    each is `matched` (paired with an API play), `new` (a play of its own), or `duplicate` —
+    its `ts` was known already (the same row, or one a longer row now replaces), another row
+    with its `ts` won, or an API play holds that moment."""
+    known = {row["played_at"] for row in before}
+    standing = {row["played_at"] for row in combined.rows if row["source"] == "export"}
+    counted: Counter[str] = Counter()
+    for row in new:
+        ts = row["played_at"]
+        if ts in known or combined.exports.get(ts) != row:
+            counted["duplicate"] += 1
+            continue
+        fate = "matched" if ts in combined.paired else "new" if ts in standing else "duplicate"
+        counted[fate] += 1
+        known.add(ts)  # the same row again in this import is one play
+    return counted
+
+
+def _without_covered_account_rows(export: dict[datetime, Row]) -> dict[datetime, Row]:
+    """The export rows but the account-data rows that an extended-history row already holds.
+
+    Both downloads list the same streams of the last year: account data to the minute and by
+    name, extended history to the second with ids. An account row is the stream of an extended
+    row with its names (track and artist, or episode and show) ending in the same minute (within
+    `ACCOUNT_SLACK`); one to one, nearest first.
+    """
+    account = [(ts, row) for ts, row in export.items() if row.get(FROM_ACCOUNT)]
+    if not account:
+        return export
+    by_names: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    for ts, row in export.items():
+        if not row.get(FROM_ACCOUNT):
+            by_names[_names(row)].append(ts)
+    candidates = []
+    for ts, row in account:
+        for other in by_names.get(_names(row), ()):
+            if abs(other - ts) < ACCOUNT_SLACK:
+                candidates.append((abs(other - ts), ts, other))
+    covered, taken = set(), set()
+    for _, ts, other in sorted(candidates):
+        if ts not in covered and other not in taken:
+            covered.add(ts)
+            taken.add(other)
+    return {ts: row for ts, row in export.items() if ts not in covered}
+
+
+def _names(row: Row) -> tuple[Any, ...]:
+    return (row["track_name"], row["artist_name"], row["episode_name"], row["show_name"])
 
 
 def match(api: dict[datetime, Row], export: dict[datetime, Row]) -> dict[datetime, datetime]:
@@ -173,7 +225,9 @@ def _export_rank(row: Row) -> tuple[Any, ...]:
     """Larger `ms_played` first, then the URI that sorts first, then content (total order)."""
     uri = _uri(row)
     ms_played = -1 if row["ms_played"] is None else row["ms_played"]
-    return (ms_played, uri is not None, _Inverted(uri or ""), canonical(row))
+    # The same stream in both downloads, to the same second: the extended row (ids, details).
+    extended = not row.get(FROM_ACCOUNT)
+    return (ms_played, uri is not None, _Inverted(uri or ""), extended, canonical(row))
 
 
 def _uri(row: Row) -> str | None:
@@ -205,10 +259,28 @@ class _Inverted:
         return hash(self.text)
 
 
-def encode_matched(matched: dict[str, str]) -> str:
-    return json.dumps(dict(sorted(matched.items())), separators=(",", ":"))
+def file_metadata(rows: list[Row], matched: dict[str, str]) -> dict[str, str]:
+    """What a day file keeps beside its rows so they can be taken apart again (`halves`): the
+    export `ts` of its `both` rows, and which export rows came from account data."""
+    mine = {at: ts for row in rows if (ts := matched.get(at := layout.iso(row["played_at"])))}
+    account = sorted(
+        mine.get(layout.iso(row["played_at"]), layout.iso(row["played_at"]))
+        for row in rows
+        if row.get(FROM_ACCOUNT)
+    )
+    metadata = {}
+    if mine:
+        metadata[MATCHED] = json.dumps(dict(sorted(mine.items())), separators=(",", ":"))
+    if account:
+        metadata[ACCOUNT_TS] = json.dumps(account, separators=(",", ":"))
+    return metadata
 
 
 def decode_matched(metadata: dict[str, str]) -> dict[str, str]:
     found = metadata.get(MATCHED)
     return json.loads(found) if found else {}
+
+
+def decode_account(metadata: dict[str, str]) -> set[str]:
+    found = metadata.get(ACCOUNT_TS)
+    return set(json.loads(found)) if found else set()

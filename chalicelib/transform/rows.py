@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib import layout
+from chalicelib.extract import plays as history
 from chalicelib.tables import TABLES
 from chalicelib.transform import objects
 from chalicelib.transform.fit import NULLED, ROW_DROPPED, Issue
@@ -202,27 +203,20 @@ def _plays(rows: _Rows, body: dict[str, Any]) -> None:
 def _history_gap(rows: _Rows, body: dict[str, Any], meta: dict[str, Any]) -> None:
     """A `history_gaps` row when the oldest play returned is newer than what the previous poll
     saw (`meta.watermark`): plays in between may be missing (the API keeps only 50)."""
-    watermark = objects.timestamp(meta.get("watermark"))
-    horizon = rows.run.run_at + layout.FUTURE_SLACK
-    played = [
-        moment
-        for play in object_list(body, "items")
-        if play is not None
-        and (moment := objects.timestamp(play.get("played_at"))) is not None
-        and moment <= horizon
-    ]
-    if watermark is None or not played or min(played) <= watermark:
-        return
-    rows.add(
-        "history_gaps",
-        {
-            "user_id": rows.run.user_id,
-            "gap_from": watermark,
-            "gap_to": min(played),
-            "run_id": rows.run.run_id,
-            "detected_date": rows.snapshot_date,
-        },
-    )
+    stamps = [play.get("played_at") for play in object_list(body, "items") if play is not None]
+    played, _ = history.returned(stamps, rows.run.run_at)
+    watermark = meta.get("watermark") if layout.try_parse_iso(meta.get("watermark")) else None
+    for gap in history.gap_warnings(watermark, played):
+        rows.add(
+            "history_gaps",
+            {
+                "user_id": rows.run.user_id,
+                "gap_from": objects.timestamp(gap["from"]),
+                "gap_to": objects.timestamp(gap["to"]),
+                "run_id": rows.run.run_id,
+                "detected_date": rows.snapshot_date,
+            },
+        )
 
 
 def _playlist_rows(run: Run, body: dict[str, Any]) -> list[Row]:

@@ -77,10 +77,10 @@ def write_plays(
     (`transform.plays`); returns the keys of the files rewritten. `fates` counts what became of
     the incoming export rows (`plays.fate`).
 
-    The files of the window change together: should another writer replace one of them in
-    between, the whole window is read and combined again (the result depends only on the rows).
+    The files of a window change together, so one writer at a time changes a user's plays
+    (`PLAYS_LEASE`); each file is still replaced under a conditional write, and a lost race
+    (a lease that ran out) reads and combines the whole window again.
     """
-    table = TABLES["plays"]
     days = {date.fromisoformat(row["played_date"]) for row in incoming}
     window = sorted({day + timedelta(days=shift) for day in days for shift in (-1, 0, 1)})
     name = _user_file(user_id)
@@ -90,30 +90,42 @@ def write_plays(
     }
     new_api = [plays.api_row(row) for row in incoming if row["source"] != "export"]
     new_export = [plays.export_row(row) for row in incoming if row["source"] == "export"]
-    for attempt in range(attempts):
-        current = {day: storage.get(key) for day, key in keys.items()}
-        existing: dict[str, tuple[list[Row], dict[str, str]]] = {}
-        api, export = [], []
-        for day, blob in current.items():
-            if blob is None:
+    lease_key = layout.state_key("transform", "plays-lease", user_id)
+    with storage_module.lease(storage, lease_key, seconds=PLAYS_LEASE, wait=PLAYS_LEASE):
+        for attempt in range(attempts):
+            current = {day: storage.get(key) for day, key in keys.items()}
+            existing = {
+                day: _plays_file(blob.data) for day, blob in current.items() if blob is not None
+            }
+            api, export = [], []
+            for rows, metadata in existing.values():
+                matched, account = plays.decode_matched(metadata), plays.decode_account(metadata)
+                api_half, export_half = plays.halves(rows, matched, account)
+                api += api_half
+                export += export_half
+            combined = plays.combine([*api, *new_api], [*export, *new_export])
+            try:
+                written = _write_days(storage, keys, current, existing, combined)
+            except storage_module.PreconditionFailed:
+                time.sleep(min(0.05 * 2**attempt, 1.0) * random.random())
                 continue
-            rows, metadata = parquet_io.decode(blob.data)
-            rows = [{column: row.get(column) for column in table.column_names} for row in rows]
-            existing[day] = (rows, metadata)
-            api_half, export_half = plays.halves(rows, plays.decode_matched(metadata))
-            api += api_half
-            export += export_half
-        combined = plays.combine([*api, *new_api], [*export, *new_export])
-        try:
-            written = _write_days(storage, keys, current, existing, combined)
-        except storage_module.PreconditionFailed:
-            time.sleep(min(0.05 * 2**attempt, 1.0) * random.random())
-            continue
-        if fates is not None:
-            before = {row["played_at"]: row for row in export}
-            fates.update(plays.fate(row, before, combined) for row in new_export)
-        return written
+            if fates is not None:
+                fates.update(plays.fates(new_export, export, combined))
+            return written
     raise storage_module.PreconditionFailed(f"plays of {user_id}: gave up after {attempts} races")
+
+
+# Seconds one transform may hold a user's plays (the transform Lambda runs at most 300 s; a
+# window of a year of days takes a few seconds locally, some tens on S3).
+PLAYS_LEASE = 120.0
+
+
+def _plays_file(data: bytes) -> tuple[list[Row], dict[str, str]]:
+    """A plays file's rows with every column (files older than the export's columns lack them)
+    and its metadata."""
+    columns = TABLES["plays"].column_names
+    rows, metadata = parquet_io.decode(data)
+    return [{column: row.get(column) for column in columns} for row in rows], metadata
 
 
 def _write_days(
@@ -123,27 +135,49 @@ def _write_days(
     existing: dict[str, tuple[list[Row], dict[str, str]]],
     combined: plays.Combined,
 ) -> list[str]:
-    """Each day's file of the window whose rows changed, written under a conditional write."""
+    """Each day's file of the window whose rows changed, written under a conditional write.
+
+    A row may move to another day (an export row paired with an API play across midnight): the
+    days that lose a row are first written with their old rows kept beside the new ones, and
+    cut only once every day has its new rows. Should a writer stop in between, no row is lost —
+    taken apart again (`plays.halves`), a kept row is the duplicate of one already there.
+    """
     table = TABLES["plays"]
     by_day: dict[str, list[Row]] = defaultdict(list)
     for row in combined.rows:
         by_day[row["played_at"].date().isoformat()].append(row)
-    written = []
-    for day, key in keys.items():
+    if set(by_day) - set(keys):  # cannot happen: every row comes from the window's days
+        raise AssertionError(f"plays outside the window {sorted(keys)}: {sorted(by_day)}")
+    final: dict[str, tuple[list[Row], dict[str, str]]] = {}
+    for day in keys:
         rows = [{column: row[column] for column in table.column_names} for row in by_day[day]]
-        matched = {moment: ts for moment, ts in combined.matched.items() if moment.startswith(day)}
-        metadata = {plays.MATCHED: plays.encode_matched(matched)} if matched else {}
-        before = existing.get(day)
-        if before == (rows, metadata) or (before is None and not rows):
+        final[day] = (rows, plays.file_metadata(by_day[day], combined.matched))
+    etags = {day: blob.etag for day, blob in current.items() if blob is not None}
+    written = []
+    first, then = {}, {}
+    for day, (rows, metadata) in final.items():
+        before = existing.get(day, ([], {}))
+        if (rows, metadata) == before:
             continue  # nothing new for this day: no write
-        data = parquet_io.encode(table, rows, metadata)
-        blob = current[day]
-        if blob is None:
-            storage.put(key, data, if_none_match=True)
+        kept = {row["played_at"] for row in rows}
+        lost = [row for row in before[0] if row["played_at"] not in kept]
+        if lost:
+            union = sorted([*rows, *lost], key=lambda row: row["played_at"])
+            if (union, metadata) != before:
+                first[day] = (union, metadata)
+            then[day] = (rows, metadata)
         else:
-            storage.put(key, data, if_match=blob.etag)
-        written.append(key)
-    return written
+            first[day] = (rows, metadata)
+    for phase in (first, then):
+        for day, (rows, metadata) in phase.items():
+            etag = etags.get(day)
+            data = parquet_io.encode(table, rows, metadata)
+            if etag is None:
+                etags[day] = storage.put(keys[day], data, if_none_match=True)
+            else:
+                etags[day] = storage.put(keys[day], data, if_match=etag)
+            written.append(keys[day])
+    return sorted(set(written))
 
 
 def _files(table: Table, run: Run, rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
