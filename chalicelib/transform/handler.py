@@ -220,7 +220,7 @@ def _read(
     try:
         envelope = read_envelope(key, blob.data)
         if envelope.run.dataset == datasets.HISTORY_EXPORT:
-            resolve = known.before(envelope.run.snapshot_date)
+            resolve = known.before(layout.iso(envelope.run.run_at))
             tables, issues = export_rows.export_rows(envelope, resolve)
         else:
             reused = borrowed.envelopes(envelope)

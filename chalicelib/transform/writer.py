@@ -231,13 +231,13 @@ def _dimension(
     table: Table, existing: list[Row], metadata: dict[str, str], contributions: list[Contribution]
 ) -> bytes | None:
     """Union by id; each row remembers its run (`run_at`) so a later run's row can win."""
-    current = [*zip(existing, _row_runs(metadata, len(existing)), strict=True)]
+    current = [*zip(existing, row_runs(metadata, len(existing)), strict=True)]
     incoming = [(row, origin) for origin, rows in _origins(contributions) for row in rows]
     kept = merge.winners(table, [*current, *incoming])
     if kept == current:
         return None  # every incoming row was known already: skip encoding and writing
     return parquet_io.encode(
-        table, [row for row, _ in kept], {ROW_RUNS: _encode_row_runs(o for _, o in kept)}
+        table, [row for row, _ in kept], {ROW_RUNS: _encoderow_runs(o for _, o in kept)}
     )
 
 
@@ -247,7 +247,7 @@ def _origins(contributions: list[Contribution]) -> list[tuple[tuple[str, ...], l
     return [((run.order[0],), rows) for run, rows in contributions]
 
 
-def _encode_row_runs(origins: Iterable[tuple[str, ...]]) -> str:
+def _encoderow_runs(origins: Iterable[tuple[str, ...]]) -> str:
     """Compactly: the distinct run_at values, then one index into them per row."""
     run_ats = [origin[0] for origin in origins]
     runs = {run_at: i for i, run_at in enumerate(dict.fromkeys(run_ats))}  # in first-seen order
@@ -255,7 +255,8 @@ def _encode_row_runs(origins: Iterable[tuple[str, ...]]) -> str:
     return json.dumps({"runs": list(runs), "index": index}, separators=(",", ":"))
 
 
-def _row_runs(metadata: dict[str, str], count: int) -> list[tuple[str, ...]]:
+def row_runs(metadata: dict[str, str], count: int) -> list[tuple[str, ...]]:
+    """Each dimension row's run (`(run_at,)`, ISO), as the file's metadata records them."""
     if ROW_RUNS not in metadata:
         return [("",)] * count  # a file written without provenance: its rows rank oldest
     decoded = json.loads(metadata[ROW_RUNS])
