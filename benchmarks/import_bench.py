@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import multiprocessing
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.transform_bench import _in_child, _max_rss
 from chalicelib import exports
 from chalicelib.storage import LocalStorage
 
@@ -151,17 +150,6 @@ def _curated(lake: str) -> dict[str, Any]:
 
     files = list(Path(lake, "curated", "plays").rglob("*.parquet"))
     return {"files": len(files), "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files)}
-
-
-def _max_rss() -> int:
-    """Peak resident memory of this process, in bytes (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _in_child(target: Any, *args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply(target, args)
 
 
 def add_polls(lake: str, days: int) -> int:

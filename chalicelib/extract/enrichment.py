@@ -255,3 +255,14 @@ def objects_in(value: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(value, list):
         for child in value:
             yield from objects_in(child)
+
+
+def run_counts(scanned: Scan, due: int, fetched: list[str], not_found: list[str]) -> dict[str, int]:
+    """What an enrichment run did, for its run record."""
+    return {
+        "scanned_raw_objects": scanned.read,
+        **({"unreadable_raw_objects": len(scanned.unreadable)} if scanned.unreadable else {}),
+        "fetched": len(fetched),
+        "not_found": len(not_found),
+        "carried_over": due - len(fetched) - len(not_found),
+    }

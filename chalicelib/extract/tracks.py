@@ -48,13 +48,7 @@ def fetch(job: Fetch) -> Fetched:
         def advance() -> None:
             mark_fetched(job.storage, fetched, not_found, claimed, job.run_at)
 
-        counts = {
-            "scanned_raw_objects": scanned.read,
-            **({"unreadable_raw_objects": len(scanned.unreadable)} if scanned.unreadable else {}),
-            "fetched": len(fetched),
-            "not_found": len(not_found),
-            "carried_over": due - len(fetched) - len(not_found),
-        }
+        counts = enrichment.run_counts(scanned, due, fetched, not_found)
         return Fetched(counts=counts, advance=advance)
 
     return enrichment.fetch_claimed(job, claimed, lambda sp, t: sp.track(t), result, gone=_is_gone)
