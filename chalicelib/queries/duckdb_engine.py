@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -29,11 +30,16 @@ class DuckDBEngine:
     def __init__(self, lake_dir: str | Path) -> None:
         self.lake_dir = Path(lake_dir).resolve()
         self._answers: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # One session while the same tables have files: its views read the files anew at every
+        # query (globs are expanded when a query binds), so only a table's first file (which
+        # turns its empty view into a Parquet one) or its last calls for a new session.
+        self._session: tuple[frozenset[str], duckdb.DuckDBPyConnection] | None = None
+        self._lock = threading.Lock()
 
     def run(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Run named query `name`: `{"query", "columns", "rows", "execution_id", "engine"}`."""
         prepared = prepare(name, params, ENGINE)
-        with self.connect() as connection:
+        with self._cursor() as connection:
             cursor = connection.execute(prepared.sql, list(prepared.arguments))
             columns = [column[0] for column in cursor.description]
             rows = [
@@ -56,6 +62,16 @@ class DuckDBEngine:
         if answer is None:
             raise UnknownExecution(f"no recent query execution {execution_id[:64]!r}")
         return answer
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the current session (cursors of one connection may run in threads)."""
+        with self._lock:
+            present = frozenset(t.name for t in TABLES.values() if _has_files(t, self.lake_dir))
+            if self._session is None or self._session[0] != present:
+                if self._session is not None:
+                    self._session[1].close()
+                self._session = (present, self.connect())
+            return self._session[1].cursor()
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory session with a view per curated table and the `*_latest` views."""
@@ -83,7 +99,7 @@ def table_view_sql(table: Table, lake_dir: Path) -> str:
     the same shape when the lake has none yet (`read_parquet` refuses a glob without files)."""
     folder = lake_dir / CURATED_PREFIX / table.name
     pattern = f"{table.partition.name}=*/*.parquet"
-    if not any(folder.glob(pattern)):
+    if not _has_files(table, lake_dir):
         typed_nulls = ", ".join(
             f"CAST(NULL AS {DUCKDB_TYPES[c.type]}) AS {_quoted(c.name)}" for c in table.all_columns
         )
@@ -113,6 +129,11 @@ def parquet_select_sql(table: Table, files: str) -> str:
         f"hive_types = {{'{table.partition.name}': {partition_type}}})"
     )
     return f"SELECT {typed} FROM (SELECT {typed_nulls} WHERE false UNION ALL BY NAME {read}) AS f"
+
+
+def _has_files(table: Table, lake_dir: Path) -> bool:
+    folder = lake_dir / CURATED_PREFIX / table.name
+    return any(folder.glob(f"{table.partition.name}=*/*.parquet"))
 
 
 def json_value(value: Any) -> Any:
