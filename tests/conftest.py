@@ -31,11 +31,18 @@ _MOTO_PUT_LOCK = threading.Lock()
 def _atomic_moto_conditional_puts(monkeypatch: pytest.MonkeyPatch) -> None:
     """S3 checks If-Match/If-None-Match and writes in one step; moto 5.2 checks, then writes,
     with no lock, so two threads can both pass the check. Tests of concurrent writers need S3's
-    behaviour, so moto's PutObject is serialized here."""
-    original = S3Response.put_object
+    behaviour, so moto's PutObject is serialized here — and GetObject with it: moto closes the
+    replaced version's buffer, so a read racing an overwrite fails ("I/O operation on closed
+    file"), which S3 never does."""
+    original_put, original_get = S3Response.put_object, S3Response.get_object
 
     def put_object(self: S3Response) -> object:
         with _MOTO_PUT_LOCK:
-            return original(self)
+            return original_put(self)
+
+    def get_object(self: S3Response) -> object:
+        with _MOTO_PUT_LOCK:
+            return original_get(self)
 
     monkeypatch.setattr(S3Response, "put_object", put_object)
+    monkeypatch.setattr(S3Response, "get_object", get_object)
