@@ -24,7 +24,6 @@ from chalicelib.storage import Storage, get_json, update_json
 LIMIT = 50
 GAP_DAYS = 30  # how long a possible gap is remembered for `GET /health`
 MAX_GAPS = 100
-FUTURE_SLACK = layout.FUTURE_SLACK
 
 
 def state_key(user_id: str) -> str:
@@ -66,7 +65,7 @@ def returned(stamps: list[Any], run_at: datetime) -> tuple[list[str], list[str]]
     so `history_gaps` holds exactly the gaps the runs warned of."""
     # Ordered as times, not as text: `…:00Z` and `…:00.500Z` are both Spotify's format.
     played = sorted((s for s in stamps if layout.try_parse_iso(s)), key=layout.parse_iso)
-    horizon = layout.utc(run_at) + FUTURE_SLACK
+    horizon = layout.utc(run_at) + layout.FUTURE_SLACK
     future = [s for s in played if layout.parse_iso(s) > horizon]
     return played[: len(played) - len(future)], future
 

@@ -121,12 +121,11 @@ def _extended(row: dict[str, Any]) -> Row:
         item_type = "audiobook"
     else:
         item_type = "unknown"
-    # An audiobook's title and chapter take the show's and episode's places: both are what a
-    # listener followed, and no other column would hold them.
-    show = row.get("episode_show_name") if item_type != "audiobook" else row.get("audiobook_title")
-    episode = (
-        row.get("episode_name") if item_type != "audiobook" else row.get("audiobook_chapter_title")
-    )
+    show, episode = row.get("episode_show_name"), row.get("episode_name")
+    if item_type == "audiobook":
+        # An audiobook's title and chapter take the show's and episode's places: both are what
+        # a listener followed, and no other column would hold them.
+        show, episode = row.get("audiobook_title"), row.get("audiobook_chapter_title")
     return {
         "track_id": track_id,
         "item_type": item_type,

@@ -100,7 +100,8 @@ class Combined:
 
 
 def combine(api_rows: Iterable[Row], export_rows: Iterable[Row]) -> Combined:
-    api = _one_per_moment(map(api_row, api_rows), _api_rank)
+    """The table from API plays (shaped by `api_row`) and export rows (by `export_row`)."""
+    api = _one_per_moment(api_rows, _api_rank)
     export = _without_covered_account_rows(_one_per_moment(export_rows, _export_rank))
     pairs = match(api, export)
     rows: dict[datetime, Row] = {}
